@@ -1,0 +1,3 @@
+"""The JSON API under /api/v1/. Each app adds its own routes here."""
+
+urlpatterns: list = []

@@ -1,0 +1,82 @@
+"""Helpers the tests share: free ports, waiting for a server, starting localstripe."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, *, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error}")
+
+
+@contextmanager
+def localstripe_running(*, webhook_url: str | None = None, webhook_secret: str | None = None):
+    """Start localstripe on a free loopback port; yield its base URL; stop it."""
+    port = free_port()
+    command = [sys.executable, str(ROOT / "scripts" / "localstripe_server.py"), "--port", str(port)]
+    if webhook_url:
+        command += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/js.stripe.com/v3/", process=process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# Test cards understood by Stripe and localstripe alike.
+CARD_OK = "4242424242424242"
+CARD_OK_OTHER = "5555555555554444"
+CARD_DECLINES_OFF_SESSION = "4000000000000341"
+CARD_NEEDS_3DS = "4000002760003184"
+
+
+def card_payment_method(number: str) -> str:
+    """Create a card payment method the way Stripe.js would in the browser; return its id."""
+    from billing import gateway
+
+    method = gateway.client().v1.payment_methods.create(
+        {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
+    return method.id
+
+
+def saved_card(*, customer_id: str, number: str, key: str) -> str:
+    """Save a card on a customer through a confirmed SetupIntent; return the payment method id."""
+    from billing import gateway
+
+    intent = gateway.setup_intent_start(customer_id=customer_id, idempotency_key=key)
+    confirmed = gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=card_payment_method(number))
+    assert confirmed.status == "succeeded", confirmed
+    return confirmed.payment_method_id
