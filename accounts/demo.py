@@ -7,7 +7,7 @@ from django.db import transaction
 from accounts.models import User
 from accounts.roles import EXECUTIVE, MARKETER
 
-DEMO_PASSWORD = "foretaste-demo"
+DEMO_PASSWORD = "foretaste-demo"  # noqa: S105 (published in DESIGN.md; demo data only)
 DEMO_USERS = (
     # (email, role, is_staff, is_superuser)
     ("marketer@demo.test", MARKETER, False, False),
@@ -28,9 +28,7 @@ def user_ensure(*, email: str, password: str, role: str | None = None, is_staff=
         user.set_password(password)
     user.is_staff, user.is_superuser, user.is_active = is_staff, is_superuser, True
     user.save()
-    EmailAddress.objects.update_or_create(
-        user=user, email=email, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user

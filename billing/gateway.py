@@ -306,7 +306,11 @@ def price_sync(*, sku: str, name: str, amount: int, currency: str, interval: str
         plan = _as_dict(_call(api.v1.plans.retrieve, price_id))
     except NotFound:
         plan = None
-    if plan is not None and (plan["amount"], plan["currency"], plan["interval"]) == (amount, currency.lower(), interval):
+    if plan is not None and (plan["amount"], plan["currency"], plan["interval"]) == (
+        amount,
+        currency.lower(),
+        interval,
+    ):
         return price_id
     if plan is not None:
         # A Plan's price cannot change at Stripe; the old one is retired and a new id issued.

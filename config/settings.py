@@ -188,13 +188,16 @@ ACCOUNT_RATE_LIMITS_ENABLED = env_bool("ACCOUNT_RATE_LIMITS_ENABLED", True)
 if not ACCOUNT_RATE_LIMITS_ENABLED:
     ACCOUNT_RATE_LIMITS = False
 
+
 # --- Email -----------------------------------------------------------------------------------
 def _email() -> dict:
     default = None if PRODUCTION else f"file://{VAR_DIR / 'mail'}"
     url = env_str("EMAIL_URL", default, required=PRODUCTION)
     try:
         config = dj_email_url.parse(url)
-    except Exception:  # dj-email-url raises bare exceptions on unknown schemes
+    except Exception:  # dj-email-url raises bare exceptions on some malformed URLs
+        config = {}
+    if "EMAIL_BACKEND" not in config:
         raise ImproperlyConfigured(
             "EMAIL_URL is malformed; use smtp://user:password@host:587/?tls=True, "
             "file:///path/to/folder, console:// or memory://."
@@ -211,8 +214,9 @@ EMAIL_HOST_PASSWORD = _EMAIL["EMAIL_HOST_PASSWORD"]
 EMAIL_USE_TLS = _EMAIL["EMAIL_USE_TLS"]
 EMAIL_USE_SSL = _EMAIL["EMAIL_USE_SSL"]
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
-if _EMAIL.get("EMAIL_FILE_PATH"):
-    EMAIL_FILE_PATH = _EMAIL["EMAIL_FILE_PATH"]
+if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    # dj-email-url drops the leading "/" of file:///abs/path; the URL's path is the folder.
+    EMAIL_FILE_PATH = urlsplit(env_str("EMAIL_URL", f"file://{VAR_DIR / 'mail'}")).path
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Foretaste <hello@foretaste.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -228,6 +232,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
@@ -351,5 +357,7 @@ if FORETASTE_ENV == "test":
     # Fast hashing; tasks run in the caller after commit. The worker integration test turns
     # eager mode off to go through a real broker and worker.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Persistent connections from the live server's thread would keep the test database busy.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True

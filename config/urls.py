@@ -3,6 +3,7 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
 
 from config.health import healthz
 
@@ -11,7 +12,11 @@ urlpatterns = [
     path("me/", include("trials.urls")),
     path("console/", include("offers.console_urls", namespace="console")),
     path("dashboard/", include("analytics.urls", namespace="dashboard")),
-    path("api/v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path(
+        "api/v1/openapi.json",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="openapi",
+    ),
     path("api/v1/", include("config.api_urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -152,7 +152,9 @@ def _signed(payload: bytes, *, secret: str, at: int | None = None) -> str:
 def test_a_webhook_with_a_valid_signature_is_parsed(settings):
     payload = json.dumps({"id": "evt_1", "type": "invoice.paid", "data": {"object": {}}}).encode()
 
-    event = gateway.webhook_event_parse(payload=payload, signature_header=_signed(payload, secret=settings.STRIPE_WEBHOOK_SECRET))
+    event = gateway.webhook_event_parse(
+        payload=payload, signature_header=_signed(payload, secret=settings.STRIPE_WEBHOOK_SECRET)
+    )
 
     assert event["id"] == "evt_1"
 
