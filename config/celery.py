@@ -30,4 +30,5 @@ app.autodiscover_tasks()
 # conditional UPDATE, so a run that overlaps or repeats does no harm (no ETA tasks days away).
 app.conf.beat_schedule = {
     "sessions-clear-expired": {"task": "accounts.tasks.sessions_clear_expired", "schedule": 24 * 3600},
+    "offers-advance": {"task": "offers.tasks.offers_advance_task", "schedule": 60},
 }

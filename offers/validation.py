@@ -1,0 +1,210 @@
+"""The rules an offer or a product must satisfy, in plain words, keyed by field.
+
+The console's forms, the API and the services all call these, so a marketer gets the same
+answer whichever way they come in. Values arrive already parsed (amounts in minor units,
+aware datetimes); parsing errors are the caller's, with the same field names.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from offers import rules
+from offers.models import Offer, Product
+from offers.money import countries, currencies
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+MAX_TRIAL_DAYS = 366
+FREE_KINDS = {"free_trial", "free_trial_no_card"}
+
+
+@dataclass
+class VariantSpec:
+    name: str
+    weight: int = 1
+    kind: str = ""
+    trial_days: int | None = None
+    trial_price: int | None = None
+
+
+@dataclass
+class Problems:
+    """Errors by field; ``__all__`` for those that belong to no one field."""
+
+    by_field: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.by_field.setdefault(name, []).append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_field)
+
+
+def product_problems(*, sku: str, name: str, price_amount: int | None, currency: str, interval: str,
+                     existing: Product | None = None) -> Problems:  # fmt: skip
+    problems = Problems()
+    if not sku or not SLUG.match(sku) or len(sku) > 64:
+        problems.add("sku", "Use lower-case letters, digits and single hyphens, like beans-1kg (64 at most).")
+    elif Product.objects.filter(sku=sku).exclude(pk=getattr(existing, "pk", None)).exists():
+        problems.add("sku", f"There is already a product with the SKU “{sku}”.")
+    if not (name or "").strip():
+        problems.add("name", "Give the product a name customers will recognise.")
+    if price_amount is None or price_amount <= 0:
+        problems.add("price", "The paid price must be more than zero.")
+    if currency not in currencies():
+        problems.add("currency", f"“{currency}” is not a currency code in use (ISO 4217, e.g. EUR).")
+    if interval not in ("", "month", "year"):
+        problems.add("interval", "Choose one-off, month or year.")
+    return problems
+
+
+def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: Offer | None = None) -> Problems:
+    """Everything wrong with an offer's configuration. ``values`` holds model field values."""
+    problems = Problems()
+    product: Product | None = values.get("product")
+    kind = values.get("kind")
+    trial_days = values.get("trial_days")
+    trial_price = values.get("trial_price")
+    currency = values.get("currency")
+
+    slug = values.get("slug") or ""
+    if not SLUG.match(slug) or len(slug) > 80:
+        problems.add("slug", "Use lower-case letters, digits and single hyphens, like coffee-sampler.")
+    elif Offer.objects.filter(slug=slug).exclude(pk=getattr(existing, "pk", None)).exists():
+        problems.add("slug", f"The address /o/{slug}/ is taken by another offer; choose another slug.")
+    if not (values.get("name") or "").strip():
+        problems.add("name", "Give the offer a name.")
+    if kind not in Offer.Kind.values:
+        problems.add("kind", "Choose one of the offer kinds.")
+    if product is None:
+        problems.add("product", "Choose the paid product this offer leads to; that product does not exist.")
+    if currency not in currencies():
+        problems.add("currency", f"“{currency}” is not a currency code in use (ISO 4217, e.g. EUR).")
+    elif product is not None and currency != product.currency:
+        problems.add(
+            "currency",
+            f"The product is priced in {product.currency}; the offer must use the same currency, not {currency}.",
+        )
+    if values.get("physical") and kind != "sample":
+        problems.add("physical", "Only a sample can be physical.")
+
+    if not isinstance(trial_days, int) or not 1 <= trial_days <= MAX_TRIAL_DAYS:
+        problems.add("trial_days", f"The trial must last from 1 to {MAX_TRIAL_DAYS} days.")
+    _price_problems(problems, "trial_price", kind=kind, price=trial_price, product=product)
+
+    _schedule_problems(problems, values)
+    _eligibility_problems(problems, values)
+    _limit_problems(problems, values, existing)
+
+    holdout = values.get("holdout_percent")
+    if not isinstance(holdout, int) or not 0 <= holdout < 100:
+        problems.add("holdout_percent", "The holdout is a share of customers: at least 0% and below 100%.")
+    if values.get("grace_days") is None or not 0 <= values["grace_days"] <= 90:
+        problems.add("grace_days", "The conversion grace is from 0 to 90 days.")
+    if values.get("sample_cost") is None or values["sample_cost"] < 0:
+        problems.add("sample_cost", "The cost of one sample cannot be negative.")
+
+    _variant_problems(problems, values, variants)
+    if existing is not None:
+        _locked_problems(problems, values, variants, existing)
+    return problems
+
+
+def _price_problems(problems: Problems, name: str, *, kind, price, product, label: str = "") -> None:
+    if price is None or price < 0:
+        problems.add(name, f"{label}The trial price cannot be negative.")
+        return
+    if kind in FREE_KINDS and price != 0:
+        problems.add(name, f"{label}A free trial costs nothing: set the trial price to 0, or choose a paid trial.")
+    if kind == "paid_trial" and price == 0:
+        problems.add(name, f"{label}A paid trial has a fee above 0; for no fee choose a free trial.")
+    if product is not None and price >= product.price_amount:
+        problems.add(
+            name,
+            f"{label}The trial price must be below the paid price of {product.name} "
+            f"({product.price_amount} minor units); otherwise it is not a trial.",
+        )
+
+
+def _schedule_problems(problems: Problems, values: dict) -> None:
+    starts_at, ends_at = values.get("starts_at"), values.get("ends_at")
+    if starts_at is None:
+        problems.add("starts_at", "Give the date and time the offer starts.")
+    elif ends_at is not None and ends_at <= starts_at:
+        problems.add("ends_at", "The offer must end after it starts.")
+
+
+def _eligibility_problems(problems: Problems, values: dict) -> None:
+    eligibility = values.get("eligibility")
+    if eligibility not in Offer.Eligibility.values:
+        problems.add("eligibility", "Choose who may claim the offer.")
+    days = values.get("recent_purchase_days")
+    if eligibility == "no_recent_purchase" and (days is None or days < 1):
+        problems.add(
+            "recent_purchase_days", "Say how many days without a purchase make a customer eligible (1 or more)."
+        )
+    unknown = [code for code in values.get("allowed_countries") or [] if code not in countries()]
+    if unknown:
+        problems.add("allowed_countries", f"Not country codes (ISO 3166, e.g. DE, FR): {', '.join(unknown)}.")
+
+
+def _limit_problems(problems: Problems, values: dict, existing: Offer | None) -> None:
+    inventory, daily = values.get("inventory"), values.get("daily_limit")
+    if inventory is not None and inventory < 1:
+        problems.add("inventory", "Leave the inventory empty for no limit, or give 1 or more.")
+    if existing is not None and inventory is not None and inventory < existing.claimed_count:
+        problems.add("inventory", f"{existing.claimed_count} have already claimed; the inventory cannot be lower.")
+    if daily is not None and daily < 1:
+        problems.add("daily_limit", "Leave the daily limit empty for no limit, or give 1 or more.")
+
+
+def _variant_problems(problems: Problems, values: dict, variants: Sequence[VariantSpec]) -> None:
+    if not variants:
+        problems.add("variants", "An offer needs at least one variant.")
+        return
+    names = [v.name for v in variants]
+    for name in names:
+        if name == rules.HOLDOUT:
+            problems.add("variants", "“holdout” is reserved for the holdout; give the variant another name.")
+        elif not VARIANT_NAME.match(name or ""):
+            problems.add("variants", f"“{name}” is not a usable variant name: lower-case letters, digits, - and _.")
+    if len(set(names)) != len(names):
+        problems.add("variants", "Two variants have the same name.")
+    if any(v.weight is None or v.weight < 0 for v in variants):
+        problems.add("variants", "Weights cannot be negative.")
+    elif sum(v.weight for v in variants) <= 0:
+        problems.add(
+            "variants", "The weights add up to zero, so nobody would see any variant. Give one a weight above 0."
+        )
+
+    product = values.get("product")
+    reminders = values.get("reminder_days")
+    for variant in variants:
+        label = f"Variant “{variant.name}”: " if len(variants) > 1 else ""
+        kind = variant.kind or values.get("kind")
+        days = variant.trial_days if variant.trial_days is not None else values.get("trial_days")
+        if variant.kind and variant.kind not in Offer.Kind.values:
+            problems.add("variants", f"{label}unknown kind “{variant.kind}”.")
+            continue
+        if variant.trial_days is not None and not 1 <= variant.trial_days <= MAX_TRIAL_DAYS:
+            problems.add("variants", f"{label}the trial must last from 1 to {MAX_TRIAL_DAYS} days.")
+        if variant.trial_price is not None or variant.kind:
+            price = variant.trial_price if variant.trial_price is not None else values.get("trial_price")
+            _price_problems(problems, "variants", kind=kind, price=price, product=product, label=label)
+        if isinstance(days, int) and reminders is not None:
+            for message in rules.reminder_problems(kind=kind, trial_days=days, reminder_days=reminders):
+                problems.add("reminder_days", label + message)
+
+
+def _locked_problems(problems: Problems, values: dict, variants: Sequence[VariantSpec], existing: Offer) -> None:
+    if existing.status == Offer.Status.ENDED:
+        problems.add("__all__", "This offer has ended; duplicate it to run it again.")
+    if not existing.is_locked:
+        return
+    why = "is locked since launch: changing it would start a new experiment. Duplicate the offer instead."
+    if values.get("holdout_percent") != existing.holdout_percent:
+        problems.add("holdout_percent", f"The holdout {why}")
+    current = {v.name: v.weight for v in existing.variants.all()}
+    if {v.name: v.weight for v in variants} != current:
+        problems.add("variants", f"The variants and their weights {why}")
