@@ -6,6 +6,7 @@ broker, mail to files) or ``test``. In production every setting without a safe d
 given, and a missing or malformed one stops startup with a message that names it.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -124,7 +125,9 @@ def _databases() -> dict:
                     "transaction_mode": "IMMEDIATE",
                     "timeout": 20,
                 },
-                "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+                # A file (the browser tests' live server reads it from another thread), one per
+                # test process, so that two test runs at once do not share a database.
+                "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
             }
         }
     scheme = urlsplit(url).scheme
@@ -281,10 +284,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery" / "queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery" / "processed").mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "celery" / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        # Otherwise kombu writes its control exchange to ./control, wherever the process started.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):

@@ -66,10 +66,21 @@ def canonical_email(email: str) -> str:
 
 
 _ADDRESS_WORDS = {
-    "street": "st", "str": "st", "strasse": "st", "straße": "st",
-    "avenue": "ave", "av": "ave", "road": "rd", "apartment": "apt", "appartement": "apt",
-    "flat": "apt", "suite": "ste", "boulevard": "blvd", "drive": "dr", "lane": "ln",
-}  # fmt: skip
+    "street": "st",
+    "str": "st",
+    "strasse": "st",
+    "straße": "st",
+    "avenue": "ave",
+    "av": "ave",
+    "road": "rd",
+    "apartment": "apt",
+    "appartement": "apt",
+    "flat": "apt",
+    "suite": "ste",
+    "boulevard": "blvd",
+    "drive": "dr",
+    "lane": "ln",
+}
 
 
 def normalized_address(*, line1: str, line2: str = "", postal_code: str, city: str, country: str) -> str:

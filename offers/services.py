@@ -7,20 +7,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from offers import rules
 from offers.models import Offer, OfferChange, Product, Variant, new_salt
-from offers.validation import Problems, VariantSpec, offer_problems, product_problems
-
-OFFER_FIELDS = (
-    "slug", "name", "promise", "kind", "physical", "product", "trial_days", "trial_price", "currency",
-    "eligibility", "recent_purchase_days", "allowed_countries", "inventory", "daily_limit", "starts_at",
-    "ends_at", "grace_days", "sample_cost", "reminder_days", "feedback_survey", "holdout_percent",
-)  # fmt: skip
-OFFER_DEFAULTS = {
-    "promise": "", "physical": False, "eligibility": Offer.Eligibility.ANYONE, "recent_purchase_days": None,
-    "allowed_countries": [], "inventory": None, "daily_limit": None, "ends_at": None, "grace_days": 7,
-    "sample_cost": 0, "reminder_days": None, "feedback_survey": True, "holdout_percent": 0, "trial_price": 0,
-}  # fmt: skip
+from offers.validation import (
+    OFFER_FIELDS,
+    Problems,
+    VariantSpec,
+    offer_problems,
+    offer_values_complete,
+    product_problems,
+)
 
 
 class TransitionNotAllowed(Exception):
@@ -34,13 +29,19 @@ def _raise(problems: Problems) -> None:
 
 # --- Products --------------------------------------------------------------------------------
 @transaction.atomic
-def product_create(*, sku: str, name: str, price_amount: int, currency: str, interval: str = "",
-                   description: str = "", image=None) -> Product:  # fmt: skip
+def product_create(
+    *, sku: str, name: str, price_amount: int, currency: str, interval: str = "", description: str = "", image=None
+) -> Product:
     _raise(product_problems(sku=sku, name=name, price_amount=price_amount, currency=currency, interval=interval))
     product = Product.objects.create(
-        sku=sku, name=name.strip(), price_amount=price_amount, currency=currency, interval=interval,
-        description=description, image=image or "",
-    )  # fmt: skip
+        sku=sku,
+        name=name.strip(),
+        price_amount=price_amount,
+        currency=currency,
+        interval=interval,
+        description=description,
+        image=image or "",
+    )
     _queue_product_sync(product)
     return product
 
@@ -69,32 +70,32 @@ def product_sync(*, product_id: int) -> Product:
 
     product = Product.objects.get(pk=product_id)
     price_id = gateway.price_sync(
-        sku=product.sku, name=product.name, amount=product.price_amount, currency=product.currency,
+        sku=product.sku,
+        name=product.name,
+        amount=product.price_amount,
+        currency=product.currency,
         interval=product.interval or None,
-    )  # fmt: skip
+    )
     Product.objects.filter(pk=product.pk).update(stripe_price_id=price_id, stripe_synced_at=timezone.now())
     product.stripe_price_id = price_id
     return product
 
 
 # --- Offers ----------------------------------------------------------------------------------
-def _complete(values: dict) -> dict:
-    full = {**OFFER_DEFAULTS, **{k: v for k, v in values.items() if k in OFFER_FIELDS}}
-    full["allowed_countries"] = sorted({c.strip().upper() for c in full.get("allowed_countries") or [] if c.strip()})
-    if full.get("reminder_days") is None and isinstance(full.get("trial_days"), int):
-        full["reminder_days"] = rules.default_reminder_days(trial_days=full["trial_days"])
-    if full.get("reminder_days") is not None:
-        full["reminder_days"] = sorted(set(full["reminder_days"]), reverse=True)
-    return full
-
-
 def _save_variants(offer: Offer, variants: list[VariantSpec]) -> None:
     offer.variants.all().delete()
     Variant.objects.bulk_create(
-        Variant(offer=offer, name=v.name, weight=v.weight, kind=v.kind or "", trial_days=v.trial_days,
-                trial_price=v.trial_price, position=i)
+        Variant(
+            offer=offer,
+            name=v.name,
+            weight=v.weight,
+            kind=v.kind or "",
+            trial_days=v.trial_days,
+            trial_price=v.trial_price,
+            position=i,
+        )
         for i, v in enumerate(variants)
-    )  # fmt: skip
+    )
 
 
 def _variant_specs(offer: Offer) -> list[VariantSpec]:
@@ -111,7 +112,7 @@ def offer_create(
 ) -> Offer:
     """Create a draft offer. With no variants given it has one, ``default``, of weight 1."""
     at = at or timezone.now()
-    full = _complete(values)
+    full = offer_values_complete(values)
     variants = variants if variants is not None else [VariantSpec("default", 1)]
     _raise(offer_problems(values=full, variants=variants))
     offer = Offer.objects.create(**full, created_by=actor)
@@ -129,13 +130,14 @@ def _jsonable(value):
 
 
 @transaction.atomic
-def offer_update(*, offer: Offer, actor, values: dict, variants: list[VariantSpec] | None = None,
-                 at: datetime | None = None) -> Offer:  # fmt: skip
+def offer_update(
+    *, offer: Offer, actor, values: dict, variants: list[VariantSpec] | None = None, at: datetime | None = None
+) -> Offer:
     """Change an offer's configuration, keeping a record of each changed field."""
     at = at or timezone.now()
     offer = Offer.objects.select_for_update().get(pk=offer.pk)
     current = {name: getattr(offer, name) for name in OFFER_FIELDS}
-    full = _complete({**current, **values})
+    full = offer_values_complete({**current, **values})
     old_variants = _variant_specs(offer)
     variants = variants if variants is not None else old_variants
     _raise(offer_problems(values=full, variants=variants, existing=offer))
@@ -154,8 +156,9 @@ def offer_update(*, offer: Offer, actor, values: dict, variants: list[VariantSpe
     return offer
 
 
-def _transition(offer: Offer, *, sources: tuple[str, ...], target: str, actor, action: str, at: datetime,
-                **fields) -> Offer:  # fmt: skip
+def _transition(
+    offer: Offer, *, sources: tuple[str, ...], target: str, actor, action: str, at: datetime, **fields
+) -> Offer:
     """Move the offer with a conditional update: of two concurrent requests only one moves it."""
     with transaction.atomic():
         moved = Offer.objects.filter(pk=offer.pk, status__in=sources).update(status=target, updated_at=at, **fields)
@@ -178,8 +181,13 @@ def offer_launch(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
     its whole window is in the past (so that history can be imported into it). Weights, holdout
     and salt lock from here on."""
     at = at or timezone.now()
-    _raise(offer_problems(values=_complete({n: getattr(offer, n) for n in OFFER_FIELDS}),
-                          variants=_variant_specs(offer), existing=offer))  # fmt: skip
+    _raise(
+        offer_problems(
+            values=offer_values_complete({n: getattr(offer, n) for n in OFFER_FIELDS}),
+            variants=_variant_specs(offer),
+            existing=offer,
+        )
+    )
     if offer.status != Offer.Status.DRAFT:
         raise TransitionNotAllowed(f"A {offer.status} offer cannot be launched.")
     if not offer.product.stripe_price_id:
@@ -195,8 +203,14 @@ def offer_launch(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
 
 
 def offer_pause(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
-    return _transition(offer, sources=(Offer.Status.LIVE,), target=Offer.Status.PAUSED, actor=actor,
-                       action="paused", at=at or timezone.now())  # fmt: skip
+    return _transition(
+        offer,
+        sources=(Offer.Status.LIVE,),
+        target=Offer.Status.PAUSED,
+        actor=actor,
+        action="paused",
+        at=at or timezone.now(),
+    )
 
 
 def offer_resume(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
@@ -211,9 +225,14 @@ def offer_resume(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
 def offer_end(*, offer: Offer, actor, at: datetime | None = None, action: str = "ended") -> Offer:
     at = at or timezone.now()
     return _transition(
-        offer, sources=(Offer.Status.SCHEDULED, Offer.Status.LIVE, Offer.Status.PAUSED), target=Offer.Status.ENDED,
-        actor=actor, action=action, at=at, ended_at=at,
-    )  # fmt: skip
+        offer,
+        sources=(Offer.Status.SCHEDULED, Offer.Status.LIVE, Offer.Status.PAUSED),
+        target=Offer.Status.ENDED,
+        actor=actor,
+        action=action,
+        at=at,
+        ended_at=at,
+    )
 
 
 @transaction.atomic
@@ -241,8 +260,9 @@ def offers_advance(*, at: datetime) -> dict[str, int]:
         target = _status_for_window(offer, at)
         extra = {"ended_at": at} if target == Offer.Status.ENDED else {}
         try:
-            _transition(offer, sources=(Offer.Status.SCHEDULED,), target=target, actor=None, action="started",
-                        at=at, **extra)  # fmt: skip
+            _transition(
+                offer, sources=(Offer.Status.SCHEDULED,), target=target, actor=None, action="started", at=at, **extra
+            )
             moved["started"] += 1
         except TransitionNotAllowed:
             pass
@@ -252,8 +272,9 @@ def offers_advance(*, at: datetime) -> dict[str, int]:
             moved["ended"] += 1
         except TransitionNotAllowed:
             pass
-    for offer in Offer.objects.filter(status=Offer.Status.LIVE, inventory__isnull=False,
-                                      claimed_count__gte=F("inventory")):  # fmt: skip
+    for offer in Offer.objects.filter(
+        status=Offer.Status.LIVE, inventory__isnull=False, claimed_count__gte=F("inventory")
+    ):
         try:
             offer_end(offer=offer, actor=None, at=at, action="sold out")
             moved["sold_out"] += 1

@@ -4,4 +4,5 @@ from offers import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("o/<slug:slug>/", views.offer_landing, name="offer_landing"),
 ]

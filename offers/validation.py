@@ -19,6 +19,57 @@ MAX_TRIAL_DAYS = 366
 FREE_KINDS = {"free_trial", "free_trial_no_card"}
 
 
+OFFER_FIELDS = (
+    "slug",
+    "name",
+    "promise",
+    "kind",
+    "physical",
+    "product",
+    "trial_days",
+    "trial_price",
+    "currency",
+    "eligibility",
+    "recent_purchase_days",
+    "allowed_countries",
+    "inventory",
+    "daily_limit",
+    "starts_at",
+    "ends_at",
+    "grace_days",
+    "sample_cost",
+    "reminder_days",
+    "feedback_survey",
+    "holdout_percent",
+)
+OFFER_DEFAULTS = {
+    "promise": "",
+    "physical": False,
+    "eligibility": Offer.Eligibility.ANYONE,
+    "recent_purchase_days": None,
+    "allowed_countries": [],
+    "inventory": None,
+    "daily_limit": None,
+    "ends_at": None,
+    "grace_days": 7,
+    "sample_cost": 0,
+    "reminder_days": None,
+    "feedback_survey": True,
+    "holdout_percent": 0,
+    "trial_price": 0,
+}
+
+
+def offer_values_complete(values: dict) -> dict:
+    full = {**OFFER_DEFAULTS, **{k: v for k, v in values.items() if k in OFFER_FIELDS}}
+    full["allowed_countries"] = sorted({c.strip().upper() for c in full.get("allowed_countries") or [] if c.strip()})
+    if full.get("reminder_days") is None and isinstance(full.get("trial_days"), int):
+        full["reminder_days"] = rules.default_reminder_days(trial_days=full["trial_days"])
+    if full.get("reminder_days") is not None:
+        full["reminder_days"] = sorted(set(full["reminder_days"]), reverse=True)
+    return full
+
+
 @dataclass
 class VariantSpec:
     name: str
@@ -41,8 +92,9 @@ class Problems:
         return bool(self.by_field)
 
 
-def product_problems(*, sku: str, name: str, price_amount: int | None, currency: str, interval: str,
-                     existing: Product | None = None) -> Problems:  # fmt: skip
+def product_problems(
+    *, sku: str, name: str, price_amount: int | None, currency: str, interval: str, existing: Product | None = None
+) -> Problems:
     problems = Problems()
     if not sku or not SLUG.match(sku) or len(sku) > 64:
         problems.add("sku", "Use lower-case letters, digits and single hyphens, like beans-1kg (64 at most).")

@@ -1,0 +1,47 @@
+from django.contrib import admin
+
+from offers.models import Offer, OfferChange, Product, Variant
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price_amount", "currency", "interval", "stripe_price_id", "stripe_synced_at")
+    search_fields = ("sku", "name")
+    list_filter = ("currency", "interval")
+    readonly_fields = ("stripe_price_id", "stripe_synced_at", "created_at", "updated_at")
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 0
+
+
+class OfferChangeInline(admin.TabularInline):
+    """Read-only: the history is append-only."""
+
+    model = OfferChange
+    extra = 0
+    can_delete = False
+    readonly_fields = ("at", "actor", "action", "changes")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    """For operators. Marketers use the console, which validates and records history; edits here
+    bypass both, so the fields that carry promises are read-only once an offer has launched."""
+
+    list_display = ("slug", "name", "kind", "status", "starts_at", "ends_at", "claimed_count", "inventory")
+    list_filter = ("status", "kind")
+    search_fields = ("slug", "name")
+    list_select_related = ("product",)
+    inlines = [VariantInline, OfferChangeInline]
+    readonly_fields = ("claimed_count", "launched_at", "ended_at", "created_at", "updated_at", "created_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_locked:
+            fields += ["status", "kind", "product", "trial_days", "trial_price", "currency", "holdout_percent", "salt"]
+        return fields
