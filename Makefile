@@ -22,8 +22,6 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	@touch $@
 
 run: $(DEV_STAMP) ## Install, migrate, load demo data, start web + worker + beat + localstripe
-	FORETASTE_ENV=development $(PY) manage.py migrate --noinput
-	FORETASTE_ENV=development $(PY) manage.py seed_demo
 	FORETASTE_ENV=development $(PY) scripts/devserver.py
 
 test: $(DEV_STAMP) ## Install what the tests need, then run them (PostgreSQL if DATABASE_URL is set)

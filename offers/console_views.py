@@ -95,6 +95,10 @@ def _offer_form_page(request, *, offer: Offer | None):
             prefix="variants",
             initial=variant_initial(offer) if offer else [{"name": "default", "weight": 1}],
         )
+    if offer is not None and offer.is_locked:
+        for variant_form in variants:
+            for name in ("name", "weight", "kind"):
+                variant_form.fields[name].widget.attrs["readonly"] = True
     return render(
         request,
         "console/offer_form.html",

@@ -168,9 +168,14 @@ def main() -> int:
                 f"http://{HOST}:{WEB_PORT}/stripe/webhook/",
                 "--webhook-secret",
                 settings.STRIPE_WEBHOOK_SECRET,
+                "--store",
+                str(settings.VAR_DIR / "localstripe.pickle"),
             ],
         )
         wait_for(f"{stripe_base}/js.stripe.com/v3/", stripe)
+        # Demo offers are launched, and launching sets up prices at Stripe: so after localstripe.
+        for step in (["migrate", "--noinput"], ["seed_demo"]):
+            subprocess.run([PYTHON, "manage.py", *step], cwd=ROOT, env=env, check=True)
         web = supervisor.start("web", [PYTHON, "manage.py", "runserver", f"{HOST}:{WEB_PORT}"])
         supervisor.start(
             "worker",
@@ -210,6 +215,9 @@ def main() -> int:
         code = supervisor.watch()
     except KeyboardInterrupt:
         print("\nmake run: stopping …", flush=True)
+    except subprocess.CalledProcessError as exc:
+        print(f"make run: `{' '.join(exc.cmd[1:])}` failed (exit {exc.returncode}); see above.", flush=True)
+        code = 1
     finally:
         supervisor.stop()
         print("make run: everything stopped.", flush=True)

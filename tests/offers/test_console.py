@@ -203,7 +203,7 @@ def test_the_offer_list_shows_counters_in_a_constant_number_of_queries(as_market
         factories.offer(actor=marketer, product_=product, slug=f"offer-{n}")
     many = queries_for_list()
 
-    assert many == few
+    assert 0 < few == many
     page = as_marketer.get("/console/").content.decode()
     assert ">50<" in page  # remaining inventory of "one"
 
