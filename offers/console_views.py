@@ -249,7 +249,8 @@ def product_list(request):
 
 
 def _product_form_page(request, *, product: Product | None):
-    form = ProductForm(request.POST or None, request.FILES or None, product=product)
+    posted = request.method == "POST"
+    form = ProductForm(request.POST if posted else None, request.FILES if posted else None, product=product)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         values = {
