@@ -1,3 +1,14 @@
-"""The JSON API under /api/v1/. Each app adds its own routes here."""
+"""The JSON API under /api/v1/. Each app adds its own routes here. No trailing slashes: these
+paths are a public contract (DESIGN.md)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from offers import api as offers_api
+
+urlpatterns: list = [
+    path("products", offers_api.ProductListView.as_view(), name="api_products"),
+    path("products/<slug:sku>", offers_api.ProductDetailView.as_view(), name="api_product"),
+    path("offers", offers_api.OfferListView.as_view(), name="api_offers"),
+    path("offers/<slug:slug>", offers_api.OfferDetailView.as_view(), name="api_offer"),
+    path("offers/<slug:slug>/launch", offers_api.OfferLaunchView.as_view(), name="api_offer_launch"),
+]

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 
 from config.health import healthz
@@ -14,7 +14,7 @@ urlpatterns = [
     path("dashboard/", include("analytics.urls", namespace="dashboard")),
     path(
         "api/v1/openapi.json",
-        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        SpectacularJSONAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
         name="openapi",
     ),
     path("api/v1/", include("config.api_urls")),

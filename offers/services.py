@@ -60,7 +60,9 @@ def product_update(*, product: Product, **values) -> Product:
 def _queue_product_sync(product: Product) -> None:
     from offers.tasks import product_sync_task
 
-    transaction.on_commit(lambda: product_sync_task.delay(product_id=product.pk))
+    # robust: a broker that is down must not turn a saved product into an error page. Launch
+    # syncs a product that has no price yet, so a lost sync is caught up there.
+    transaction.on_commit(lambda: product_sync_task.delay(product_id=product.pk), robust=True)
 
 
 def product_sync(*, product_id: int) -> Product:

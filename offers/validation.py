@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 from offers import rules
 from offers.models import Offer, Product
-from offers.money import countries, currencies
+from offers.money import countries, currencies, money_format
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TRIAL_DAYS = 366
+# The columns' limits: a value the rules let through must never overflow the database.
+INT_MAX = 2_147_483_647
+SMALLINT_MAX = 32_767
 FREE_KINDS = {"free_trial", "free_trial_no_card"}
 
 
@@ -104,6 +107,10 @@ def product_problems(
         problems.add("name", "Give the product a name customers will recognise.")
     if price_amount is None or price_amount <= 0:
         problems.add("price", "The paid price must be more than zero.")
+    elif price_amount > INT_MAX:
+        problems.add("price", "That price is too large.")
+    if len(name or "") > 200:
+        problems.add("name", "Keep the name to 200 characters.")
     if currency not in currencies():
         problems.add("currency", f"“{currency}” is not a currency code in use (ISO 4217, e.g. EUR).")
     if interval not in ("", "month", "year"):
@@ -127,6 +134,10 @@ def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: O
         problems.add("slug", f"The address /o/{slug}/ is taken by another offer; choose another slug.")
     if not (values.get("name") or "").strip():
         problems.add("name", "Give the offer a name.")
+    elif len(values["name"]) > 200:
+        problems.add("name", "Keep the name to 200 characters.")
+    if len(values.get("promise") or "") > 200:
+        problems.add("promise", "Keep the promise to one line of 200 characters at most.")
     if kind not in Offer.Kind.values:
         problems.add("kind", "Choose one of the offer kinds.")
     if product is None:
@@ -156,6 +167,8 @@ def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: O
         problems.add("grace_days", "The conversion grace is from 0 to 90 days.")
     if values.get("sample_cost") is None or values["sample_cost"] < 0:
         problems.add("sample_cost", "The cost of one sample cannot be negative.")
+    elif values["sample_cost"] > INT_MAX:
+        problems.add("sample_cost", "That cost is too large.")
 
     _variant_problems(problems, values, variants)
     if existing is not None:
@@ -172,10 +185,11 @@ def _price_problems(problems: Problems, name: str, *, kind, price, product, labe
     if kind == "paid_trial" and price == 0:
         problems.add(name, f"{label}A paid trial has a fee above 0; for no fee choose a free trial.")
     if product is not None and price >= product.price_amount:
+        paid = money_format(product.price_amount, product.currency)
         problems.add(
             name,
-            f"{label}The trial price must be below the paid price of {product.name} "
-            f"({product.price_amount} minor units); otherwise it is not a trial.",
+            f"{label}The trial price must be below the paid price of {product.name} ({paid}); "
+            "otherwise it is not a trial.",
         )
 
 
@@ -192,7 +206,9 @@ def _eligibility_problems(problems: Problems, values: dict) -> None:
     if eligibility not in Offer.Eligibility.values:
         problems.add("eligibility", "Choose who may claim the offer.")
     days = values.get("recent_purchase_days")
-    if eligibility == "no_recent_purchase" and (days is None or days < 1):
+    if days is not None and not 0 <= days <= SMALLINT_MAX:
+        problems.add("recent_purchase_days", f"Give a number of days from 1 to {SMALLINT_MAX}.")
+    elif eligibility == "no_recent_purchase" and (days is None or days < 1):
         problems.add(
             "recent_purchase_days", "Say how many days without a purchase make a customer eligible (1 or more)."
         )
@@ -203,12 +219,14 @@ def _eligibility_problems(problems: Problems, values: dict) -> None:
 
 def _limit_problems(problems: Problems, values: dict, existing: Offer | None) -> None:
     inventory, daily = values.get("inventory"), values.get("daily_limit")
-    if inventory is not None and inventory < 1:
-        problems.add("inventory", "Leave the inventory empty for no limit, or give 1 or more.")
+    if inventory is not None and not 1 <= inventory <= INT_MAX:
+        problems.add("inventory", "Leave the inventory empty for no limit, or give 1 or more (2,147,483,647 at most).")
     if existing is not None and inventory is not None and inventory < existing.claimed_count:
         problems.add("inventory", f"{existing.claimed_count} have already claimed; the inventory cannot be lower.")
-    if daily is not None and daily < 1:
-        problems.add("daily_limit", "Leave the daily limit empty for no limit, or give 1 or more.")
+    if daily is not None and not 1 <= daily <= INT_MAX:
+        problems.add(
+            "daily_limit", "Leave the daily limit empty for no limit, or give 1 or more (2,147,483,647 at most)."
+        )
 
 
 def _variant_problems(problems: Problems, values: dict, variants: Sequence[VariantSpec]) -> None:
@@ -225,6 +243,8 @@ def _variant_problems(problems: Problems, values: dict, variants: Sequence[Varia
         problems.add("variants", "Two variants have the same name.")
     if any(v.weight is None or v.weight < 0 for v in variants):
         problems.add("variants", "Weights cannot be negative.")
+    elif any(v.weight > INT_MAX for v in variants):
+        problems.add("variants", "A weight is too large; weights only matter relative to each other.")
     elif sum(v.weight for v in variants) <= 0:
         problems.add(
             "variants", "The weights add up to zero, so nobody would see any variant. Give one a weight above 0."
