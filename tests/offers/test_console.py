@@ -217,3 +217,42 @@ def test_the_planning_figures_follow_the_holdout(as_marketer):
     assert large["rows"][0]["mde_absolute"] < small["rows"][0]["mde_absolute"]
     assert small["rows"][2]["mde_absolute"] < small["rows"][0]["mde_absolute"]
     assert bad.status_code == 400
+
+
+def test_the_preview_shows_each_variant_in_each_language_as_the_customer_sees_it(as_marketer, marketer):
+    from offers.terms import offer_terms
+
+    offer = factories.offer(
+        actor=marketer, variants=[{"name": "short", "weight": 1}, {"name": "long", "weight": 1, "trial_days": 28}]
+    )
+    long = offer.variants.get(name="long")
+
+    german = as_marketer.get(f"/console/offers/{offer.slug}/preview/", {"variant": "long", "lang": "de"})
+
+    assert german.status_code == 200
+    page = german.content.decode()
+    shown = german.context["terms"]
+    assert shown.headline == offer_terms(offer=offer, variant=long, language="de", at=NOW).headline
+    assert shown.lines
+    for line in shown.lines:
+        assert line in page
+    assert "28 Tage" in page
+    english = as_marketer.get(f"/console/offers/{offer.slug}/preview/", {"variant": "short", "lang": "en"})
+    assert "14 days" in english.content.decode()
+
+
+def test_operators_manage_products_and_offers_in_the_admin_with_promises_read_only_after_launch(
+    client, operator, marketer
+):
+    offer = factories.offer(actor=marketer)
+    services.offer_launch(offer=offer, actor=marketer, at=NOW)
+    client.force_login(operator)
+
+    assert client.get("/admin/offers/product/").status_code == 200
+    assert client.get("/admin/offers/offer/").status_code == 200
+    change = client.get(f"/admin/offers/offer/{offer.pk}/change/")
+
+    assert change.status_code == 200
+    assert 'name="trial_price"' not in change.content.decode()
+    assert 'name="holdout_percent"' not in change.content.decode()
+    assert 'name="name"' in change.content.decode()
