@@ -36,6 +36,12 @@ class User(AbstractUser):
     email = models.EmailField(_("email address"), unique=True)
     country = models.CharField(_("country"), max_length=2, blank=True, help_text=_("ISO 3166-1 alpha-2"))
     preferred_language = models.CharField(_("language"), max_length=8, blank=True)
+    # Lower case, and for Gmail without dots and +tags: how one person is recognised across
+    # addresses (offers.rules.canonical_email). Kept in step with ``email`` by ``save``.
+    canonical_email = models.CharField(max_length=254, blank=True, db_index=True, editable=False)
+    # The customer's id in another system (a shop, a till), from history imports.
+    external_id = models.CharField(_("external id"), max_length=255, null=True, blank=True, unique=True)
+    stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -50,3 +56,12 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.email
+
+    def save(self, *args, **kwargs):
+        from offers.rules import canonical_email
+
+        self.canonical_email = canonical_email(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "canonical_email"}
+        super().save(*args, **kwargs)

@@ -1,0 +1,113 @@
+"""Stripe's events as we received them, the purchases ledger, and our mirror of subscriptions."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class StripeEvent(models.Model):
+    """Every Stripe event we learn of, stored before it is handled, with its outcome.
+
+    Unique on Stripe's event id, so a delivery that comes twice (or is found again by
+    reconciliation) is stored once and handled once.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "received"
+        PROCESSING = "processing", "processing"
+        PROCESSED = "processed", "processed"
+        FAILED = "failed", "failed"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "webhook"
+        RECONCILIATION = "reconciliation", "reconciliation"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True)
+    stripe_created = models.DateTimeField()
+    payload = models.JSONField()
+    source = models.CharField(max_length=15, choices=Source.choices, default=Source.WEBHOOK)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["stripe_created"]),
+            models.Index(fields=["object_id"]),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.event_id} ({self.status})"
+
+
+class Purchase(models.Model):
+    """The purchases ledger. Append-only: a row is never updated or deleted, and a refund is a
+    new, negative row that points at the purchase it refunds.
+
+    Every paid purchase, trial fee and sample charge is one row, from Stripe, an import or the
+    API; ``external_id`` is unique per source, so ingesting the same record again changes
+    nothing. Amounts are integer minor units of ``currency``.
+    """
+
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "regular"
+        TRIAL_FEE = "trial_fee", "trial fee"
+        SAMPLE = "sample", "sample"
+
+    class Source(models.TextChoices):
+        STRIPE = "stripe", "Stripe"
+        IMPORT = "import", "import"
+        API = "api", "API"
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchases")
+    product = models.ForeignKey("offers.Product", on_delete=models.PROTECT, related_name="purchases")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    purchased_at = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    external_id = models.CharField(max_length=255)
+    refund_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
+    trial = models.ForeignKey("trials.Trial", null=True, blank=True, on_delete=models.PROTECT, related_name="purchases")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Ingesting the same record twice must change nothing, even when two deliveries race.
+            models.UniqueConstraint(fields=["source", "external_id"], name="purchase_external_id_unique_per_source"),
+            models.CheckConstraint(
+                condition=(Q(refund_of__isnull=True) & Q(amount__gt=0))
+                | (Q(refund_of__isnull=False) & Q(amount__lt=0)),
+                name="purchase_refunds_negative_others_positive",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="purchase_currency_iso"),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "purchased_at"]),
+            models.Index(fields=["kind", "purchased_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} {self.currency} ({self.source}:{self.external_id})"
+
+
+class Subscription(models.Model):
+    """Our copy of a Stripe subscription's state. ``stripe_updated`` is the time of the newest
+    event applied, so an older event that arrives late never overwrites a newer state."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions")
+    product = models.ForeignKey("offers.Product", null=True, blank=True, on_delete=models.PROTECT)
+    trial = models.ForeignKey("trials.Trial", null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=30)
+    stripe_updated = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.stripe_id} ({self.status})"
