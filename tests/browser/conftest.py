@@ -23,21 +23,30 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: while Playwright's sync API is open its event loop runs in
+    # this thread, and Django would then hand later tests a second, never-closed connection.
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         if os.environ.get("FORETASTE_REQUIRE_BROWSER"):
             pytest.fail(f"FORETASTE_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"needs Chromium at {CHROMIUM}: apt-get install chromium chromium-driver")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
     # next to it are still synchronous, so Django's async-safety guard is told so.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
