@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEV_STAMP := $(VENV)/.installed-dev
+RUN_STAMP := $(VENV)/.installed-run
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format check bench migrate seed clean
@@ -16,12 +17,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Both `run` and `test` need the dev requirements: `make run` starts localstripe, a dev tool.
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# `make run` needs the runtime requirements and localstripe (a dev tool, pinned in
+# requirements-dev.txt); the tests need all of requirements-dev.txt.
+$(RUN_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt $$(grep '^localstripe==' requirements-dev.txt)
 	@touch $@
 
-run: $(DEV_STAMP) ## Install, migrate, load demo data, start web + worker + beat + localstripe
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP) ## Install, migrate, load demo data, start web + worker + beat + localstripe
 	FORETASTE_ENV=development $(PY) scripts/devserver.py
 
 test: $(DEV_STAMP) ## Install what the tests need, then run them (PostgreSQL if DATABASE_URL is set)
@@ -47,10 +53,10 @@ check: $(DEV_STAMP) ## Django checks: migrations up to date, deploy settings sou
 bench: $(DEV_STAMP) ## Run the benchmarks in bench/ and print their figures
 	@for script in bench/bench_*.py; do echo "== $$script"; FORETASTE_ENV=development $(PY) $$script || exit 1; done
 
-migrate: $(DEV_STAMP) ## Apply migrations to the local database
+migrate: $(RUN_STAMP) ## Apply migrations to the local database
 	FORETASTE_ENV=development $(PY) manage.py migrate
 
-seed: $(DEV_STAMP) ## Load the demo data (idempotent)
+seed: $(RUN_STAMP) ## Load the demo data (idempotent)
 	FORETASTE_ENV=development $(PY) manage.py seed_demo
 
 clean: ## Remove the virtualenv and local data (var/)
