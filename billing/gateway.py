@@ -400,3 +400,210 @@ def events_list(*, created_after: int, limit: int = 100) -> list[dict]:
     """Events created after a Unix time, oldest first: what reconciliation replays."""
     page = _call(client().v1.events.list, {"created": {"gt": created_after}, "limit": limit})
     return sorted((_as_dict(e) for e in page.data), key=lambda e: e["created"])
+
+
+def events_since(*, created_after: int, page_size: int = 100) -> list[dict]:
+    """Every event created after a Unix time, through all pages, oldest first.
+
+    Stripe lists newest first and localstripe oldest first; paging with ``starting_after`` the
+    last id of each page walks the whole list either way.
+    """
+    api = client().v1.events
+    params: dict = {"created": {"gt": created_after}, "limit": page_size}
+    found: dict[str, dict] = {}
+    while True:
+        page = _call(api.list, params)
+        items = [_as_dict(e) for e in page.data]
+        for item in items:
+            found[item["id"]] = item
+        if not page.has_more or not items:
+            break
+        params = {**params, "starting_after": items[-1]["id"]}
+    return sorted(found.values(), key=lambda e: e["created"])
+
+
+# --- Reading payments back (webhook handlers re-fetch the current state) -----------------------
+# Handlers never trust the state inside an event: events arrive late, twice and out of order, so
+# each handler reads the object as it is now. These readers return small frozen values.
+
+
+@dataclass(frozen=True)
+class PaymentIntentState:
+    id: str
+    status: str
+    amount_received: int
+    currency: str
+    customer_id: str | None
+    invoice_id: str | None
+    metadata: dict
+    created: int
+    paid_at: int | None
+
+
+@dataclass(frozen=True)
+class InvoiceState:
+    id: str
+    status: str
+    amount_paid: int
+    currency: str
+    customer_id: str | None
+    customer_email: str | None
+    subscription_id: str | None
+    payment_intent_id: str | None
+    price_ids: tuple[str, ...]
+    metadata: dict
+    created: int
+    paid_at: int | None
+
+
+@dataclass(frozen=True)
+class ChargeState:
+    id: str
+    payment_intent_id: str | None
+    customer_id: str | None
+
+
+@dataclass(frozen=True)
+class RefundState:
+    id: str
+    amount: int
+    status: str
+    created: int
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    id: str
+    status: str
+    customer_id: str | None
+    price_ids: tuple[str, ...]
+    metadata: dict
+    created: int
+    canceled_at: int | None
+    ended_at: int | None
+
+
+def _id_of(value) -> str | None:
+    """An expandable field: an id, an expanded object, or nothing."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _price_id_of(item: dict) -> str | None:
+    # Stripe: ``price``; older API versions and localstripe: ``plan``; invoice lines since API
+    # 2025-03-31: ``pricing.price_details.price``.
+    for key in ("price", "plan"):
+        found = _id_of(item.get(key))
+        if found:
+            return found
+    details = (item.get("pricing") or {}).get("price_details") or {}
+    return _id_of(details.get("price"))
+
+
+def _invoice_payment(params: dict) -> dict | None:
+    """The paid (or newest) InvoicePayment matching ``params``: how real Stripe links invoices
+    and PaymentIntents since API 2025-03-31. localstripe still has the direct fields."""
+    payments = [_as_dict(p) for p in _call(client().v1.invoice_payments.list, {**params, "limit": 10}).data]
+    payments.sort(key=lambda p: (p.get("status") == "paid", p.get("created") or 0), reverse=True)
+    return payments[0] if payments else None
+
+
+def payment_intent_state(*, payment_intent_id: str) -> PaymentIntentState:
+    data = _as_dict(_call(client().v1.payment_intents.retrieve, payment_intent_id, {"expand": ["latest_charge"]}))
+    status = data["status"]
+    charge = data.get("latest_charge")
+    if "invoice" in data:
+        invoice_id = _id_of(data["invoice"])
+    else:  # real Stripe since API 2025-03-31
+        payment = _invoice_payment({"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}})
+        invoice_id = _id_of(payment.get("invoice")) if payment else None
+    # localstripe has no ``amount_received``; a succeeded intent there received its amount.
+    received = data.get("amount_received")
+    if received is None:
+        received = data["amount"] if status == "succeeded" else 0
+    return PaymentIntentState(
+        id=data["id"],
+        status=status,
+        amount_received=received,
+        currency=data["currency"].upper(),
+        customer_id=_id_of(data.get("customer")),
+        invoice_id=invoice_id,
+        metadata=dict(data.get("metadata") or {}),
+        created=data["created"],
+        # When the money was taken: the successful charge, which may come days after the
+        # intent was created (a customer completing 3-D Secure).
+        paid_at=charge.get("created") if status == "succeeded" and isinstance(charge, dict) else None,
+    )
+
+
+def invoice_state(*, invoice_id: str) -> InvoiceState:
+    data = _as_dict(_call(client().v1.invoices.retrieve, invoice_id))
+    subscription = _id_of(data.get("subscription"))
+    if not subscription:  # real Stripe since API 2025-03-31
+        details = (data.get("parent") or {}).get("subscription_details") or {}
+        subscription = _id_of(details.get("subscription"))
+    if "payment_intent" in data:
+        payment_intent = _id_of(data["payment_intent"])
+    else:  # real Stripe since API 2025-03-31
+        payment = _invoice_payment({"invoice": invoice_id})
+        payment_intent = _id_of((payment.get("payment") or {}).get("payment_intent")) if payment else None
+    lines = (data.get("lines") or {}).get("data") or []
+    return InvoiceState(
+        id=data["id"],
+        status=data["status"],
+        amount_paid=data.get("amount_paid") or 0,
+        currency=data["currency"].upper(),
+        customer_id=_id_of(data.get("customer")),
+        customer_email=data.get("customer_email"),
+        subscription_id=subscription,
+        payment_intent_id=payment_intent,
+        price_ids=tuple(p for p in (_price_id_of(line) for line in lines) if p),
+        metadata=dict(data.get("metadata") or {}),
+        created=data["created"],
+        paid_at=(data.get("status_transitions") or {}).get("paid_at"),
+    )
+
+
+def charge_state(*, charge_id: str) -> ChargeState:
+    data = _as_dict(_call(client().v1.charges.retrieve, charge_id))
+    return ChargeState(
+        id=data["id"], payment_intent_id=_id_of(data.get("payment_intent")), customer_id=_id_of(data.get("customer"))
+    )
+
+
+def refunds_of(*, payment_intent_id: str) -> list[RefundState]:
+    """Every refund of a payment, oldest first."""
+    api = client().v1.refunds
+    params: dict = {"payment_intent": payment_intent_id, "limit": 100}
+    found: dict[str, RefundState] = {}
+    while True:
+        page = _call(api.list, params)
+        items = [_as_dict(r) for r in page.data]
+        for r in items:
+            found[r["id"]] = RefundState(id=r["id"], amount=r["amount"], status=r["status"], created=r["created"])
+        if not page.has_more or not items:
+            break
+        params = {**params, "starting_after": items[-1]["id"]}
+    return sorted(found.values(), key=lambda r: (r.created, r.id))
+
+
+def subscription_state(*, subscription_id: str) -> SubscriptionState:
+    data = _as_dict(_call(client().v1.subscriptions.retrieve, subscription_id))
+    items = (data.get("items") or {}).get("data") or []
+    return SubscriptionState(
+        id=data["id"],
+        status=data["status"],
+        customer_id=_id_of(data.get("customer")),
+        price_ids=tuple(p for p in (_price_id_of(item) for item in items) if p),
+        metadata=dict(data.get("metadata") or {}),
+        created=data["created"],
+        canceled_at=data.get("canceled_at"),
+        ended_at=data.get("ended_at"),
+    )
+
+
+def customer_email(*, customer_id: str) -> str | None:
+    """The email Stripe holds for a customer; None for a deleted customer or none given."""
+    data = _as_dict(_call(client().v1.customers.retrieve, customer_id))
+    return None if data.get("deleted") else data.get("email")

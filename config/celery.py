@@ -31,4 +31,6 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "sessions-clear-expired": {"task": "accounts.tasks.sessions_clear_expired", "schedule": 24 * 3600},
     "offers-advance": {"task": "offers.tasks.offers_advance_task", "schedule": 60},
+    "stripe-events-retry": {"task": "billing.tasks.stripe_events_retry_task", "schedule": 60},
+    "stripe-reconcile": {"task": "billing.tasks.stripe_reconcile_task", "schedule": 600},
 }

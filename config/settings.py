@@ -296,6 +296,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
     raise ImproperlyConfigured("CELERY_BROKER_URL must be redis://…, amqp://… or filesystem://.")
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")
+# Celery closes Django's database connection around every task unless told to reuse it; on
+# PostgreSQL a new connection per task costs more than most of our tasks do.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
