@@ -16,4 +16,5 @@ def navigation(request):
             links.append((_("Dashboard"), reverse("dashboard:home")))
         if user.is_staff:
             links.append((_("Admin"), reverse("admin:index")))
-    return {"nav_links": links}
+    # Marketers and staff change offers and import history; executives only read.
+    return {"nav_links": links, "can_manage_offers": user is not None and has_role(user, MARKETER)}

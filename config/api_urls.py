@@ -3,6 +3,7 @@ paths are a public contract (DESIGN.md)."""
 
 from django.urls import path
 
+from billing import api as billing_api
 from offers import api as offers_api
 
 urlpatterns: list = [
@@ -11,4 +12,7 @@ urlpatterns: list = [
     path("offers", offers_api.OfferListView.as_view(), name="api_offers"),
     path("offers/<slug:slug>", offers_api.OfferDetailView.as_view(), name="api_offer"),
     path("offers/<slug:slug>/launch", offers_api.OfferLaunchView.as_view(), name="api_offer_launch"),
+    path("customers", billing_api.CustomerImportView.as_view(), name="api_customers"),
+    path("purchases", billing_api.PurchaseImportView.as_view(), name="api_purchases"),
+    path("assignments", billing_api.AssignmentImportView.as_view(), name="api_assignments"),
 ]

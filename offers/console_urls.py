@@ -1,5 +1,6 @@
 from django.urls import path
 
+import billing.console_views
 from offers import console_views as views
 
 app_name = "console"
@@ -18,4 +19,5 @@ urlpatterns = [
     path("products/", views.product_list, name="products"),
     path("products/new/", views.product_new, name="product_new"),
     path("products/<slug:sku>/edit/", views.product_edit, name="product_edit"),
+    path("imports/", billing.console_views.imports_upload, name="imports"),
 ]

@@ -57,3 +57,12 @@ def test_a_customer_cannot_enter_the_admin(client, customer):
 
     assert response.status_code == 302
     assert "/admin/login/" in response.url
+
+
+@pytest.mark.parametrize(("role", "sees_imports"), [("marketer", True), ("operator", True), ("executive", False)])
+def test_only_those_who_may_import_see_the_imports_tab(client, request, role, sees_imports):
+    client.force_login(request.getfixturevalue(role))
+
+    page = client.get("/console/").content.decode()
+
+    assert ('href="/console/imports/"' in page) is sees_imports

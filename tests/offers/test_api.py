@@ -10,6 +10,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from offers.models import Offer, OfferChange, Product, Variant
 from tests import factories
 from tests.factories import NOW
@@ -455,7 +456,14 @@ ENDPOINTS = [
     ("get", "/api/v1/offers/coffee-sampler", None, 200),
     ("patch", "/api/v1/offers/coffee-sampler", {"name": "Coffee sampler, renamed"}, 200),
     ("post", "/api/v1/offers/coffee-sampler/launch", None, 200),
-]
+    ("post", "/api/v1/customers", [{"external_id": "shop-2", "email": "shop2@example.com",
+                                    "created_at": "2026-05-01T10:00:00+02:00", "country": "DE"}], 201),
+    ("post", "/api/v1/purchases", [{"external_id": "order-1", "customer_external_id": "shop-1",
+                                    "product_sku": "beans-1kg", "kind": "regular", "amount": "24.00",
+                                    "currency": "EUR", "purchased_at": "2026-05-02T10:00:00+02:00"}], 201),
+    ("post", "/api/v1/assignments", [{"customer_external_id": "shop-1", "offer_slug": "coffee-sampler",
+                                      "arm": "default", "assigned_at": "2026-06-01T09:30:00+00:00"}], 201),
+]  # fmt: skip
 # Who gets what: 401 without a valid key, 403 for a role that may not, success otherwise.
 MAY_READ = {"anonymous": 401, "bad-key": 401, "customer": 403, "executive": None, "marketer": None, "operator": None}
 MAY_WRITE = {"anonymous": 401, "bad-key": 401, "customer": 403, "executive": 403, "marketer": None, "operator": None}
@@ -474,6 +482,7 @@ def test_the_rights_table_names_every_api_route():
 @pytest.mark.parametrize("role", list(MAY_READ))
 def test_each_role_gets_exactly_its_rights_on_every_endpoint(request, beans, method, url, body, success, role):
     factories.offer(product_=beans, starts_at=NOW, ends_at=NOW + timedelta(days=60))
+    User.objects.create_user(email="shop1@example.com", external_id="shop-1")  # for the history imports
     if role == "anonymous":
         client = api_as(None)
     elif role == "bad-key":

@@ -26,6 +26,7 @@ ROUTES = {
     "products": ("/console/products/", READ),
     "product_new": ("/console/products/new/", MANAGE),
     "product_edit": ("/console/products/{sku}/edit/", MANAGE),
+    "imports": ("/console/imports/", MANAGE),
 }
 
 
