@@ -481,6 +481,20 @@ class _Importer:
             self.result.invalid += 1
         errors.append(RowError(row, name, message))
 
+    def customer_id(self, row: int, external_id: str) -> int | None:
+        """Our id of the customer with this external id, or None with the row marked bad.
+        (Used by the importers that load ``self.customers``.)"""
+        customer_id = self.customers.get(external_id)
+        if customer_id is None:
+            self.bad(
+                row,
+                "customer_external_id",
+                f"There is no customer with the external id “{external_id}”; import the customer first."
+                if external_id
+                else "Give the customer's external id.",
+            )
+        return customer_id
+
     def where(self, row: int) -> str:
         return f"{self.place} {row}"
 
@@ -739,16 +753,8 @@ class _Purchases(_Importer):
         if problem := _external_id(external_id, "purchase's external id (its id in your shop or till)"):
             ok = False
             self.bad(row, "external_id", problem)
-        customer_id = self.customers.get(customer)
-        if customer_id is None:
-            ok = False
-            self.bad(
-                row,
-                "customer_external_id",
-                f"There is no customer with the external id “{customer}”; import the customer first."
-                if customer
-                else "Give the customer's external id.",
-            )
+        customer_id = self.customer_id(row, customer)
+        ok = ok and customer_id is not None
         product_id = self.products.get(sku)
         if product_id is None:
             ok = False
@@ -1110,16 +1116,8 @@ class _Assignments(_Importer):
     def parse(self, row, values):
         customer, slug, arm, assigned_at, claimed_at, ends_at, outcome, converted_at = values
         ok = True
-        customer_id = self.customers.get(customer)
-        if customer_id is None:
-            ok = False
-            self.bad(
-                row,
-                "customer_external_id",
-                f"There is no customer with the external id “{customer}”; import the customer first."
-                if customer
-                else "Give the customer's external id.",
-            )
+        customer_id = self.customer_id(row, customer)
+        ok = ok and customer_id is not None
         offer = self.offers.get(slug)
         variant_id = None
         if offer is None:
