@@ -762,9 +762,16 @@ def test_a_conflict_the_checks_could_not_see_refuses_the_whole_import(shop, monk
     assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-1"]
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite path; PostgreSQL writes with COPY")
-def test_on_sqlite_purchases_are_written_with_bulk_create(shop, beans, monkeypatch):
-    monkeypatch.setattr(imports._Purchases, "_copy", lambda self, rows: pytest.fail("COPY on SQLite"))
+def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fast_path(shop, beans, monkeypatch):
+    """COPY on PostgreSQL, bulk_create on SQLite; either way the same rows, after those there."""
+    paths = []
+    copy, bulk_create = imports._Purchases._copy, Purchase.objects.bulk_create
+    monkeypatch.setattr(imports._Purchases, "_copy", lambda self, rows: paths.append("copy") or copy(self, rows))
+    monkeypatch.setattr(
+        Purchase.objects,
+        "bulk_create",
+        lambda *args, **kwargs: paths.append("bulk_create") or bulk_create(*args, **kwargs),
+    )
     Purchase.objects.create(
         customer=shop["c-2"],
         product=beans,
@@ -778,6 +785,7 @@ def test_on_sqlite_purchases_are_written_with_bulk_create(shop, beans, monkeypat
 
     result = import_csv("purchases", purchase("o-1"), purchase("r-1", amount="-1.00", refund_of="o-1"))
 
+    assert paths == (["copy"] if connection.vendor == "postgresql" else ["bulk_create"])
     assert result.created == 2
     ids = list(Purchase.objects.order_by("pk").values_list("external_id", flat=True))
     assert ids == ["pi_1", "o-1", "r-1"]  # after the rows already there
