@@ -19,8 +19,8 @@ redis://127.0.0.1:6379/0); without it, only the intake is measured.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test FORETASTE_ENV=test .venv/bin/python bench/bench_webhooks.py
 
-Prefix BENCH_CELERY_DB_REUSE_MAX=1000 to see the worker keep its database connection between
-tasks (see ``worker_settings``).
+The worker reuses its database connection for CELERY_DB_REUSE_MAX tasks (1000 by default);
+prefix BENCH_CELERY_DB_REUSE_MAX=0 to see the cost of a new connection per task.
 """
 
 import json
@@ -120,16 +120,10 @@ def worker_database_url() -> str:
 
 
 def worker_settings(folder: Path) -> dict:
-    """With BENCH_CELERY_DB_REUSE_MAX=N, the worker runs with Celery's CELERY_DB_REUSE_MAX set
-    (through a settings module written to ``folder``): by default Celery's Django fixup closes
-    the database connection around every task, so each task opens a new one."""
+    """BENCH_CELERY_DB_REUSE_MAX=N runs the worker with CELERY_DB_REUSE_MAX=N (0: a new database
+    connection around every task, which is Celery's own default)."""
     reuse = os.environ.get("BENCH_CELERY_DB_REUSE_MAX")
-    if not reuse:
-        return {}
-    (folder / "bench_worker_settings.py").write_text(
-        f"from config.settings import *  # noqa: F403\nCELERY_DB_REUSE_MAX = {int(reuse)}\n"
-    )
-    return {"DJANGO_SETTINGS_MODULE": "bench_worker_settings", "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}
+    return {"CELERY_DB_REUSE_MAX": str(int(reuse))} if reuse else {}
 
 
 def worker_start(queue: str, stripe_base: str, folder: Path) -> subprocess.Popen:
@@ -238,8 +232,8 @@ def main():
                 print((scratch / "worker.log").read_text()[-3000:])
                 raise
             drained = time.perf_counter() - started
-            reuse = os.environ.get("BENCH_CELERY_DB_REUSE_MAX")
-            reuse_note = f"CELERY_DB_REUSE_MAX={reuse}" if reuse else "a new database connection per task"
+            reuse = os.environ.get("BENCH_CELERY_DB_REUSE_MAX") or settings.CELERY_DB_REUSE_MAX
+            reuse_note = f"CELERY_DB_REUSE_MAX={reuse}" if int(reuse) else "a new database connection per task"
             print(f"  (b) processing, one Celery worker (-c 1, prefork) on Redis, acks_late, prefetch 1, {reuse_note}:")
             print(f"      {rates['unknown'][0]:7.0f} events/s  customer.updated (no handler: claim, dispatch, mark; "
                   f"no Stripe call), {rates['unknown'][1]} failed")  # fmt: skip
