@@ -55,6 +55,10 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(running, tmp_pat
     status, body = _get(f"http://127.0.0.1:{web}/healthz")
     assert status == 200, body
     assert json.loads(body)["down"] == []
+    # The banner follows the web server's first answer by a moment.
+    deadline = time.monotonic() + 30
+    while "Press Ctrl-C" not in running["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
     output = running["log"].read_text()
     for login in ("marketer@demo.test", "executive@demo.test", "customer@demo.test", "foretaste-demo"):
         assert login in output
