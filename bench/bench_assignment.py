@@ -12,26 +12,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from machine_info import cpu_model  # bench/ is the script's folder, first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from offers.rules import arm_for
 
 CUSTOMERS = 1_000_000
+
 RUNS = 3
 SALT = "bench-offer"
 HOLDOUT_PERCENT = 10
 VARIANTS = (("espresso", 1), ("filter", 1), ("whole-bean", 2))
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def one_run(keys: list[str]) -> tuple[float, list[str]]:

@@ -10,12 +10,13 @@ offers, as a marketer sees it) and GET /console/?page=10 through Django's test c
 """
 
 import os
-import platform
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from machine_info import machine  # bench/ is the script's folder, first on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -94,8 +95,7 @@ def main():
         for path in ("/console/", "/console/?page=10"):
             median, best, queries = measure(client, path)
             print(f"  GET {path:<20} median {median:6.1f} ms  best {best:6.1f} ms  {queries} queries  ({RUNS} runs)")
-        machine = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
-        print(f"  database: {connection.vendor}; machine: {machine}, Python {platform.python_version()}")
+        print(f"  database: {connection.vendor}; machine: {machine()}")
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

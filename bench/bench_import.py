@@ -21,13 +21,14 @@ import argparse
 import csv
 import io
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from machine_info import machine  # bench/ is the script's folder, first on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -173,18 +174,6 @@ def time_ledger_copy() -> float:
 class _RollBack(Exception):
     def __init__(self, elapsed: float):
         self.elapsed = elapsed
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}"
 
 
 def main():

@@ -25,7 +25,6 @@ prefix BENCH_CELERY_DB_REUSE_MAX=0 to see the cost of a new connection per task.
 
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from machine_info import machine  # bench/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,18 +52,6 @@ from django.test.utils import setup_test_environment  # noqa: E402
 
 UNKNOWN_EVENTS, PAYMENT_EVENTS, CUSTOMERS = 2000, 300, 10
 PATIENCE = 600
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}"
 
 
 def signed_post(client, event: dict):
