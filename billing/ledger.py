@@ -29,6 +29,17 @@ def _same(existing: Purchase, **values) -> bool:
     return all(getattr(existing, name) == value for name, value in values.items())
 
 
+def _recorded_before(*, source: str, external_id: str, values: dict, what: str) -> Recorded | None:
+    """The row already recorded under this id, if any; an error if its content differs, because
+    the ledger is append-only and never overwritten."""
+    existing = Purchase.objects.filter(source=source, external_id=external_id).first()
+    if existing is None:
+        return None
+    if not _same(existing, **values):
+        raise LedgerError(f"{source} {what} “{external_id}” was already recorded with different content.")
+    return Recorded(existing, False)
+
+
 def customer_match(*, stripe_customer_id: str | None = None, email: str | None = None) -> User | None:
     """Our customer for a Stripe customer id, or failing that for a canonical email."""
     if stripe_customer_id:
@@ -66,11 +77,9 @@ def purchase_record(
         "currency": currency,
         "purchased_at": purchased_at,
     }
-    existing = Purchase.objects.filter(source=source, external_id=external_id).first()
-    if existing is not None:
-        if not _same(existing, **values):
-            raise LedgerError(f"{source} purchase “{external_id}” was already recorded with different content.")
-        return Recorded(existing, False)
+    before = _recorded_before(source=source, external_id=external_id, values=values, what="purchase")
+    if before is not None:
+        return before
     try:
         with transaction.atomic():
             purchase = Purchase.objects.create(**values, source=source, external_id=external_id, trial_id=trial_id)
@@ -81,12 +90,10 @@ def purchase_record(
                     trial_services.trial_convert(trial_id=trial, at=purchased_at, note=f"purchase {purchase.pk}")
     except IntegrityError:
         # Another delivery of the same record won the race; it is the same record or an error.
-        existing = Purchase.objects.get(source=source, external_id=external_id)
-        if not _same(existing, **values):
-            raise LedgerError(
-                f"{source} purchase “{external_id}” was already recorded with different content."
-            ) from None
-        return Recorded(existing, False)
+        before = _recorded_before(source=source, external_id=external_id, values=values, what="purchase")
+        if before is None:
+            raise
+        return before
     return Recorded(purchase, True)
 
 
@@ -102,11 +109,9 @@ def refund_record(*, original: Purchase, amount: int, refunded_at: datetime, sou
         raise LedgerError("A refund cannot itself be refunded.")
     values = {"customer_id": original.customer_id, "product_id": original.product_id, "amount": -amount,
               "currency": original.currency, "refund_of_id": original.pk}  # fmt: skip
-    existing = Purchase.objects.filter(source=source, external_id=external_id).first()
-    if existing is not None:
-        if not _same(existing, **values):
-            raise LedgerError(f"{source} refund “{external_id}” was already recorded with different content.")
-        return Recorded(existing, False)
+    before = _recorded_before(source=source, external_id=external_id, values=values, what="refund")
+    if before is not None:
+        return before
     try:
         with transaction.atomic():
             Purchase.objects.select_for_update().get(pk=original.pk)
@@ -120,8 +125,8 @@ def refund_record(*, original: Purchase, amount: int, refunded_at: datetime, sou
                 **values, kind=original.kind, purchased_at=refunded_at, source=source, external_id=external_id
             )
     except IntegrityError:
-        existing = Purchase.objects.get(source=source, external_id=external_id)
-        if not _same(existing, **values):
-            raise LedgerError(f"{source} refund “{external_id}” was already recorded with different content.") from None
-        return Recorded(existing, False)
+        before = _recorded_before(source=source, external_id=external_id, values=values, what="refund")
+        if before is None:
+            raise
+        return before
     return Recorded(refund, True)
