@@ -15,7 +15,7 @@ from django.db import connection
 
 from accounts.demo import user_ensure
 from accounts.roles import EXECUTIVE, MARKETER
-from tests.support import localstripe_running
+from tests.support import localstripe_as_stripe
 
 PASSWORD = "correct-horse-battery"
 
@@ -34,13 +34,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def localstripe():
-    with localstripe_running() as base:
-        previous = settings.STRIPE_API_BASE
-        settings.STRIPE_API_BASE = base
-        try:
-            yield base
-        finally:
-            settings.STRIPE_API_BASE = previous
+    with localstripe_as_stripe() as base:
+        yield base
 
 
 @pytest.fixture

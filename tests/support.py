@@ -1,5 +1,6 @@
 """Helpers the tests share: free ports, waiting for a server, starting localstripe."""
 
+import json
 import os
 import socket
 import subprocess
@@ -80,3 +81,32 @@ def saved_card(*, customer_id: str, number: str, key: str) -> str:
     confirmed = gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=card_payment_method(number))
     assert confirmed.status == "succeeded", confirmed
     return confirmed.payment_method_id
+
+
+@contextmanager
+def localstripe_as_stripe(**options):
+    """Start localstripe on a free loopback port and point the gateway at it while it runs."""
+    from django.conf import settings
+
+    with localstripe_running(**options) as base:
+        previous = settings.STRIPE_API_BASE
+        settings.STRIPE_API_BASE = base
+        try:
+            yield base
+        finally:
+            settings.STRIPE_API_BASE = previous
+
+
+def api_as(user):
+    """A DRF test client that speaks for ``user`` with a token (anonymous when None)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def post(client, url, body):
+    return client.post(url, data=json.dumps(body), content_type="application/json")

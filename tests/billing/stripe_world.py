@@ -13,7 +13,6 @@ Stripe would send them.
 import json
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +24,7 @@ from accounts.models import User
 from billing import gateway
 from billing.models import Purchase, StripeEvent, Subscription
 from tests import factories
-from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK, localstripe_running, saved_card
+from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK, localstripe_as_stripe, saved_card
 from trials.models import Assignment, Trial
 
 WEBHOOK = "/stripe/webhook/"
@@ -65,16 +64,8 @@ def stripe_object(kind: str, object_id: str) -> dict:
     return getattr(gateway.client().v1, kind).retrieve(object_id).to_dict()
 
 
-@contextmanager
-def own_localstripe(**options):
-    """A localstripe of our own, so that its event list holds only this test's events."""
-    with localstripe_running(**options) as base:
-        previous = settings.STRIPE_API_BASE
-        settings.STRIPE_API_BASE = base
-        try:
-            yield base
-        finally:
-            settings.STRIPE_API_BASE = previous
+# A localstripe of the test's own, so that its event list holds only this test's events.
+own_localstripe = localstripe_as_stripe
 
 
 # --- Our side ------------------------------------------------------------------------------------

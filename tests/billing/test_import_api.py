@@ -2,18 +2,16 @@
 the same rules as a file, an answer that names every bad record by its index, and nothing half
 written."""
 
-import json
 from datetime import timedelta
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from accounts.models import User
 from billing import api as billing_api
 from billing.models import Purchase
 from tests import factories
 from tests.factories import NOW
+from tests.support import api_as, post
 from trials.models import Assignment, Trial
 
 pytestmark = pytest.mark.django_db
@@ -44,17 +42,6 @@ ASSIGNMENT = {
     "outcome": "pending",
     "converted_at": None,
 }
-
-
-def api_as(user) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
-
-
-def post(client, url, body):
-    return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
 @pytest.fixture

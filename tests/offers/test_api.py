@@ -1,20 +1,18 @@
 """Other systems manage the catalogue and offers through /api/v1/ with a key, get the same answers
 as a marketer in the console, and never leave half a change behind."""
 
-import json
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from offers.models import Offer, OfferChange, Product, Variant
 from tests import factories
 from tests.factories import NOW
-from tests.support import free_port
+from tests.support import api_as, free_port, post
 
 pytestmark = pytest.mark.django_db
 
@@ -32,17 +30,6 @@ OFFER = {
     "starts_at": "2026-06-01T09:00:00+00:00",
     "ends_at": "2026-07-31T09:00:00+00:00",
 }
-
-
-def api_as(user) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
-
-
-def post(client, url, body):
-    return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
 def saved() -> dict[str, int]:
