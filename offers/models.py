@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from offers import rules
+
 
 class Product(models.Model):
     """A paid product an offer leads to: one-off, or a subscription by the month or year."""
@@ -159,7 +161,7 @@ class Variant(models.Model):
         ordering = ["position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["offer", "name"], name="variant_name_unique_per_offer"),
-            models.CheckConstraint(condition=~Q(name="holdout"), name="variant_name_not_holdout"),
+            models.CheckConstraint(condition=~Q(name=rules.HOLDOUT), name="variant_name_not_holdout"),
         ]
 
     def __str__(self):

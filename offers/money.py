@@ -4,12 +4,15 @@ Babel (CLDR) knows each currency's number of decimals, which currencies are lega
 and which country codes exist; we do not keep our own tables of those.
 """
 
+import re
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 
 from babel import Locale
 from babel.numbers import format_currency, get_currency_precision, get_territory_currencies
+
+from config.limits import INT_MAX
 
 
 class MoneyError(ValueError):
@@ -41,26 +44,50 @@ def currency_check(code: str) -> str:
     return code
 
 
-def to_minor(amount: str | Decimal, currency: str) -> int:
+# A decimal string in major units: digits, an optional point and more digits, an optional minus.
+# No exponent, no thousands separator, no float: what a person or a file writes for money.
+AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+_AMOUNT = re.compile(r"(-?)([0-9]{1,20})(?:\.([0-9]{1,20}))?")
+
+
+def places(currency: str) -> int:
+    """How many decimal places the currency has (CLDR): 2 for EUR, 0 for JPY, 3 for KWD."""
+    return _places(currency_check(currency))
+
+
+@cache
+def _places(code: str) -> int:
+    return get_currency_precision(code)
+
+
+def to_minor(amount: str | Decimal, currency: str, *, maximum: int = INT_MAX) -> int:
     """Turn a decimal string in major units (``"12.50"``) into integer minor units (1250).
 
-    More decimals than the currency has is an error, not a rounding: the caller meant something.
+    The one amount parser of the forms, the API and the imports. More decimals than the currency
+    has is an error, not a rounding: the caller meant something. So is an amount whose minor
+    units exceed ``maximum`` (the column's size) in either direction. It works on the text alone,
+    with no Decimal arithmetic, because the importer calls it for millions of rows.
     """
-    digits = get_currency_precision(currency_check(currency))
-    try:
-        value = Decimal(str(amount).strip())
-    except InvalidOperation:
-        raise MoneyError(f"“{amount}” is not an amount; write it like 12.50.") from None
-    if not value.is_finite():
-        raise MoneyError(f"“{amount}” is not an amount; write it like 12.50.")
-    scaled = value.scaleb(digits)
-    if scaled != scaled.to_integral_value():
+    digits = places(currency)
+    if isinstance(amount, Decimal):
+        text = format(amount, "f") if amount.is_finite() else str(amount)
+    else:
+        text = str(amount).strip()
+    match = _AMOUNT.fullmatch(text)
+    if match is None:
+        raise MoneyError(f"“{amount}” is not an amount; write it as a decimal string in major units, like 12.50.")
+    sign, whole, fraction = match.groups()
+    fraction = (fraction or "").rstrip("0")
+    if len(fraction) > digits:
         raise MoneyError(f"{currency} has {digits} decimal places; “{amount}” has more.")
-    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
+    minor = int(whole) * 10**digits + (int(fraction.ljust(digits, "0")) if fraction else 0)
+    if minor > maximum:
+        raise MoneyError(f"“{amount}” is too large an amount.")
+    return -minor if sign else minor
 
 
 def to_major(minor: int, currency: str) -> Decimal:
-    digits = get_currency_precision(currency)
+    digits = _places(currency)
     return Decimal(minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 

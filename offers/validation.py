@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from config.limits import INT_MAX, SMALLINT_MAX
 from offers import rules
 from offers.models import Offer, Product
 from offers.money import countries, currencies, money_format
@@ -16,9 +17,6 @@ from offers.money import countries, currencies, money_format
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TRIAL_DAYS = 366
-# The columns' limits: a value the rules let through must never overflow the database.
-INT_MAX = 2_147_483_647
-SMALLINT_MAX = 32_767
 FREE_KINDS = {"free_trial", "free_trial_no_card"}
 
 

@@ -4,12 +4,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from offers import rules
+
 
 class Assignment(models.Model):
     """A customer's one arm of one offer's experiment: written before they see anything, never
     changed afterwards. ``arm`` is a variant's name or ``holdout``."""
 
-    HOLDOUT = "holdout"
+    HOLDOUT = rules.HOLDOUT
 
     class Source(models.TextChoices):
         WEB = "web", "web"
@@ -28,7 +30,8 @@ class Assignment(models.Model):
             # One assignment per customer per offer, even when two requests race to assign.
             models.UniqueConstraint(fields=["offer", "customer"], name="assignment_once_per_offer"),
             models.CheckConstraint(
-                condition=(Q(arm="holdout") & Q(variant__isnull=True)) | (~Q(arm="holdout") & Q(variant__isnull=False)),
+                condition=(Q(arm=rules.HOLDOUT) & Q(variant__isnull=True))
+                | (~Q(arm=rules.HOLDOUT) & Q(variant__isnull=False)),
                 name="assignment_arm_matches_variant",
             ),
         ]
