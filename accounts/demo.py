@@ -7,7 +7,7 @@ from django.db import transaction
 from accounts.models import User
 from accounts.roles import EXECUTIVE, MARKETER
 
-DEMO_PASSWORD = "foretaste-demo"  # noqa: S105 (published in DESIGN.md; demo data only)
+DEMO_PASSWORD = "foretaste-demo"  # noqa: S105 (published in README; demo data only)
 DEMO_USERS = (
     # (email, role, is_staff, is_superuser)
     ("marketer@demo.test", MARKETER, False, False),
