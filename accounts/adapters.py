@@ -51,6 +51,9 @@ class AccountAdapter(DefaultAccountAdapter):
                 user=user,
             )
 
+    def get_signup_redirect_url(self, request):
+        return self.get_login_redirect_url(request)
+
     def get_login_redirect_url(self, request):
         # Only used when the login carries no safe ``next`` (allauth prefers that): where each
         # role works. Staff operators go to the console too: it is where products and offers
