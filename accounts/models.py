@@ -1,6 +1,8 @@
-"""The user: one model for customers, marketers, executives and staff. Email is the login."""
+"""The user (one model for customers, marketers, executives and staff; email is the login) and
+the outbox record of every message sent to someone."""
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -65,3 +67,74 @@ class User(AbstractUser):
         if update_fields is not None and "email" in update_fields:
             kwargs["update_fields"] = {*update_fields, "canonical_email"}
         super().save(*args, **kwargs)
+
+
+class OutboxPurpose(models.TextChoices):
+    """Why a message was sent. Reminders, receipts and the "emails we sent you" list group by it."""
+
+    VERIFICATION = "verification", _("email verification")
+    PASSWORD_RESET = "password_reset", _("password reset")
+    ACCOUNT_EXISTS = "account_exists", _("account already exists")
+    UNKNOWN_ACCOUNT = "unknown_account", _("no account for this address")
+    LOGIN_CODE = "login_code", _("login code")
+    ACCOUNT_NOTICE = "account_notice", _("account change notice")
+    REMINDER = "reminder", _("reminder")
+    RECEIPT = "receipt", _("receipt")
+    PAYMENT_ACTION = "payment_action", _("payment needs action")
+
+
+class OutboxMessage(models.Model):
+    """What we know about one outgoing message beyond its envelope and body.
+
+    The envelope, the bodies, the queue status and the log of attempts live in django-post-office's
+    ``Email`` (one-to-one, ``email``); this record adds what it has no field for: who it is for,
+    why, in which language, what it is about, and when it was due and sent. See accounts/emails.py.
+    """
+
+    # PROTECT: post_office's cleanup_mail deletes old Email rows; this history ("emails we sent
+    # you", "Promises kept") must not disappear with them unnoticed.
+    email = models.OneToOneField("post_office.Email", on_delete=models.PROTECT, related_name="outbox")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox_messages", verbose_name=_("user")
+    )
+    address = models.EmailField(_("address"), max_length=254)
+    purpose = models.CharField(_("purpose"), max_length=32, choices=OutboxPurpose.choices)
+    language = models.CharField(_("language"), max_length=8)
+    about_type = models.ForeignKey(
+        "contenttypes.ContentType", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    about_id = models.PositiveBigIntegerField(null=True, blank=True)
+    about = GenericForeignKey("about_type", "about_id")
+    # Optional idempotency key ("reminder:trial:42:7"): the unique constraint makes queueing the
+    # same message twice impossible, however many processes try.
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created"))
+    due_at = models.DateTimeField(_("due"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # Set while a sender holds the message (between its claim and the record of the result); a
+    # claim found still set later means that sender died mid-send (accounts.emails.outbox_send).
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        indexes = [
+            models.Index(fields=["user", "-due_at"], name="outbox_user_due"),
+            models.Index(fields=["about_type", "about_id", "purpose"], name="outbox_about"),
+            models.Index(fields=["purpose", "due_at"], name="outbox_purpose_due"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(about_type__isnull=True, about_id__isnull=True)
+                | models.Q(about_type__isnull=False, about_id__isnull=False),
+                name="outbox_about_type_and_id_together",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sent_at__isnull=True) | models.Q(claimed_at__isnull=True),
+                name="outbox_sent_is_not_claimed",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.purpose} to {self.address}"

@@ -30,6 +30,9 @@ app.autodiscover_tasks()
 # conditional UPDATE, so a run that overlaps or repeats does no harm (no ETA tasks days away).
 app.conf.beat_schedule = {
     "sessions-clear-expired": {"task": "accounts.tasks.sessions_clear_expired", "schedule": 24 * 3600},
+    # Sends whatever the outbox holds that is due: retries, and messages whose after-commit
+    # task never reached a worker (broker down, worker killed). accounts/emails.py.
+    "outbox-send-due": {"task": "accounts.tasks.outbox_send_due_task", "schedule": 60},
     "offers-advance": {"task": "offers.tasks.offers_advance_task", "schedule": 60},
     "stripe-events-retry": {"task": "billing.tasks.stripe_events_retry_task", "schedule": 60},
     "stripe-reconcile": {"task": "billing.tasks.stripe_reconcile_task", "schedule": 600},

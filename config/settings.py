@@ -60,12 +60,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # allauth names the site in emails and builds links outside requests from it (SITE_ID).
+    "django.contrib.sites",
     "allauth",
     "allauth.account",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
     "csp",
+    "post_office",
     "accounts",
     "offers",
     "trials",
@@ -190,6 +193,13 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_RATE_LIMITS_ENABLED = env_bool("ACCOUNT_RATE_LIMITS_ENABLED", True)
 if not ACCOUNT_RATE_LIMITS_ENABLED:
     ACCOUNT_RATE_LIMITS = False
+# How many proxies in front of gunicorn append to X-Forwarded-For. allauth's rate limits count
+# by client IP; with 0 behind a proxy every visitor has the proxy's address, so one attacker's
+# failed logins would lock everyone out. Never more than there really are: the client could
+# forge the extra entries.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# The Site row (accounts/migrations/0005_site_foretaste) names the product in allauth's emails.
+SITE_ID = 1
 
 
 # --- Email -----------------------------------------------------------------------------------
@@ -222,6 +232,9 @@ if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
     EMAIL_FILE_PATH = urlsplit(env_str("EMAIL_URL", f"file://{VAR_DIR / 'mail'}")).path
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Foretaste <hello@foretaste.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The outbox (accounts/emails.py) keeps messages in django-post-office's tables and sends them
+# with its own claim; post_office's own Celery hook and lock-file sender stay off.
+POST_OFFICE = {"CELERY_ENABLED": False, "LOG_LEVEL": 2}
 
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -293,7 +306,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
-elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")):
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A request never waits on the broker: publishing after commit gives up after one immediate
+    # reconnect (enough for a pooled connection that Redis dropped) and a 1 s connect timeout,
+    # instead of kombu's default of retrying for seconds. What could not be queued is sent by a
+    # beat job that scans the table (the outbox, the Stripe events).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+        "socket_connect_timeout": 1,
+    }
+elif not CELERY_BROKER_URL.startswith(("amqp://", "memory://")):
     raise ImproperlyConfigured("CELERY_BROKER_URL must be redis://…, amqp://… or filesystem://.")
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")
 # Celery closes Django's database connection around every task unless told to reuse it; on

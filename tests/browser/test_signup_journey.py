@@ -19,10 +19,10 @@ def test_a_customer_signs_up_verifies_and_lands_on_their_page(live_server, phone
     phone.get_by_label("Email").fill("lena@example.com")
     phone.get_by_label("Password:", exact=True).fill("a-long-and-unusual-password")
     phone.get_by_label("Password (again):").fill("a-long-and-unusual-password")
-    phone.get_by_role("button", name="Sign Up").click()
+    phone.get_by_role("button", name="Sign up").click()
 
     phone.wait_for_url(re.compile(r"/accounts/confirm-email/$"))
-    assert "Verify Your Email Address" in phone.content()
+    assert "Verify your email address" in phone.content()
     assert _fits_the_screen(phone)
     assert len(mail.outbox) == 1
     link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+/)", mail.outbox[0].body).group(1)
