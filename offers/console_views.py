@@ -61,11 +61,8 @@ def _planning_context(request, form: OfferForm) -> dict:
     """The calculator beside the holdout. Its inputs are not part of the offer: a refused one
     is explained at its box and never stops the offer from being saved."""
     if form.is_bound:
-        data = {
-            "weekly": request.POST.get("expected_weekly", ""),
-            "baseline": request.POST.get("baseline_percent", ""),
-            "holdout": request.POST.get("holdout_percent", ""),
-        }
+        posted = {"weekly": "expected_weekly", "baseline": "baseline_percent", "holdout": "holdout_percent"}
+        data = {name: request.POST[field] for name, field in posted.items() if field in request.POST}
     else:
         data = {"holdout": str(form.initial.get("holdout_percent", 10))}
     planning_form = PlanningForm(data)
