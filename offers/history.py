@@ -49,6 +49,7 @@ ACTION_LABELS = {
     "paused": gettext_lazy("Paused"),
     "resumed": gettext_lazy("Resumed"),
     "ended": gettext_lazy("Ended"),
+    "sold out": gettext_lazy("Ended: sold out"),
 }
 DAY_FIELDS = {"trial_days", "recent_purchase_days", "grace_days"}
 MONEY_FIELDS = {"trial_price", "sample_cost"}
