@@ -369,9 +369,10 @@ class PlanningForm(forms.Form):
     """
 
     DEFAULTS = {"weekly": "1000", "baseline": "15", "holdout": "10"}
-    weekly = forms.CharField(label=_("Eligible customers per week"), required=False)
-    baseline = forms.CharField(label=_("Baseline repeat rate (%)"), required=False)
-    holdout = forms.CharField(label=_("Holdout (%)"), required=False)
+    # Plain fields: _bounded reads the text and gives the one message for anything refused.
+    weekly = forms.Field(label=_("Eligible customers per week"), required=False)
+    baseline = forms.Field(label=_("Baseline repeat rate (%)"), required=False)
+    holdout = forms.Field(label=_("Holdout (%)"), required=False)
 
     def __init__(self, data=None, **kwargs):
         data = {**self.DEFAULTS, **{k: v for k, v in (data or {}).items() if k in self.DEFAULTS}}
@@ -415,7 +416,7 @@ class PlanningForm(forms.Form):
 
 
 def _bounded(raw: str, *, low, high, whole: bool, message) -> int | Decimal:
-    text = (raw or "").strip()
+    text = str(raw or "").strip()
     # Checked before parsing: Decimal would happily read a number with thousands of digits.
     if not text or len(text) > 20:
         raise forms.ValidationError(message)
