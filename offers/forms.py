@@ -155,7 +155,8 @@ def _variant_value_text(variant_form, name: str) -> str:
 
 
 class OfferForm(ConsoleForm):
-    slug = forms.SlugField(label=_("Slug"), max_length=80, help_text=_("The offer's address: /o/<slug>/."))
+    # A CharField: the shared rule explains a bad slug in the API's words.
+    slug = forms.CharField(label=_("Slug"), max_length=80, help_text=_("The offer's address: /o/<slug>/."))
     name = forms.CharField(label=_("Name"), max_length=200)
     promise = forms.CharField(
         label=_("Promised experience"),
