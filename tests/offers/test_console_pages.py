@@ -172,3 +172,12 @@ def test_every_table_scrolls_inside_a_labelled_focusable_box(as_marketer, market
             assert 'tabindex="0"' in box and 'role="region"' in box
             assert "aria-label=" in box or "aria-labelledby=" in box
     assert tables >= 5
+
+
+def test_the_launch_page_of_an_offer_without_a_holdout_says_its_effect_cannot_be_measured(as_marketer, marketer):
+    offer = factories.offer(actor=marketer, holdout_percent=0)
+
+    page = visible_text(as_marketer.get(f"/console/offers/{offer.slug}/launch/").content.decode())
+
+    assert "cannot be measured" in page
+    assert "0% of eligible customers" not in page
