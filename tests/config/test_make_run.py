@@ -63,6 +63,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(running, tmp_pat
     for login in ("marketer@demo.test", "executive@demo.test", "customer@demo.test", "foretaste-demo"):
         assert login in output
     assert f"http://127.0.0.1:{web}/" in output
+    assert "Debug pages: off" in output and "make run DEBUG=1" in output
     assert _get(f"http://127.0.0.1:{web}/o/espresso-sample/")[0] == 200
     # What a user would see: the styled 404, not Django's debug page listing every URL, and
     # the static files it links to (served by WhiteNoise with DEBUG off).
