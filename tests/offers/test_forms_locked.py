@@ -14,6 +14,7 @@ from offers.models import Offer, Variant
 from offers.validation import OFFER_FIELDS, VariantSpec, offer_problems, offer_values_complete
 from tests import factories
 from tests.factories import NOW
+from tests.support import api_as
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +163,16 @@ def test_a_live_offers_trial_length_cannot_go_from_14_to_10_days_but_its_name_ca
     assert saved.status_code == 302
     live.refresh_from_db()
     assert (live.trial_days, live.name) == (14, "Coffee sampler, autumn")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("trial_days", 10), ("trial_price", "1.00"), ("kind", "paid_trial"), ("holdout_percent", 25)],
+)
+def test_the_api_refuses_a_change_to_a_locked_field_in_the_same_words(marketer, live, field, value):
+    response = api_as(marketer).patch(f"/api/v1/offers/{live.slug}", data={field: value}, format="json")
+
+    assert response.status_code == 400
+    assert "locked since launch" in " ".join(response.json()["errors"][field])
+    live.refresh_from_db()
+    assert (live.trial_days, live.trial_price, live.kind, live.holdout_percent) == (14, 0, "sample", 10)
