@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 _NORMAL = NormalDist()
+# More eligible customers a week than any shop has, and small enough that the arm sizes stay
+# exact integers and their products stay finite floats.
+MAX_WEEKLY_ELIGIBLE = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,13 @@ def planning_table(
     """
     if weekly_eligible < 0:
         raise ValueError("the number of eligible customers a week cannot be negative")
+    if weekly_eligible > MAX_WEEKLY_ELIGIBLE:
+        raise ValueError(f"the number of eligible customers a week is at most {MAX_WEEKLY_ELIGIBLE:,}")
     _check_rate(baseline, "baseline")
     if not 0 <= holdout_percent < 100:
         raise ValueError("the holdout must be at least 0% and below 100%")
-    if any(week <= 0 for week in weeks):
-        raise ValueError("each planning horizon must be at least one week")
+    if any(not 1 <= week <= 520 for week in weeks):
+        raise ValueError("each planning horizon must be at least one week and at most 520")
     rows = []
     for week in weeks:
         eligible = weekly_eligible * week

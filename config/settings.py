@@ -26,7 +26,9 @@ FORETASTE_ENV = env_choice("FORETASTE_ENV", "production", ("production", "develo
 PRODUCTION = FORETASTE_ENV == "production"
 VAR_DIR = Path(env_str("FORETASTE_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DEBUG", FORETASTE_ENV == "development")
+# Off unless asked for (`make run DEBUG=1`), in development too: `make run` should show what a
+# user sees, the styled 404 and 500 pages, not Django's debug page listing every URL.
+DEBUG = env_bool("DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG=1 is not allowed with FORETASTE_ENV=production.")
 
@@ -250,6 +252,12 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
+    # Outside production WhiteNoise serves the files straight from static/ (the finders), and
+    # looks again on every request, so there is no collectstatic step and an edited file shows
+    # at once, with DEBUG on or off. The same middleware as production, rather than
+    # `runserver --insecure`, so development serves static files the way production does.
+    WHITENOISE_USE_FINDERS = True
+    WHITENOISE_AUTOREFRESH = True
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
@@ -383,9 +391,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A refused request (403) is an answer, not a fault: one line, without the traceback.
+    "filters": {"forbidden_without_traceback": {"()": "config.log_filters.ForbiddenWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "stripe": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "stripe": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_without_traceback"]},
+        "django.security": {"filters": ["forbidden_without_traceback"]},
+    },
 }
 
 # --- Test mode -------------------------------------------------------------------------------

@@ -12,8 +12,22 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 class VariantInline(admin.TabularInline):
+    """Read-only once the offer has launched: the variants are in Offer.LOCKED_AT_LAUNCH."""
+
     model = Variant
     extra = 0
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_locked:
+            fields += [f.name for f in Variant._meta.fields if f.editable and f.name not in ("id", "offer")]
+        return fields
+
+    def has_add_permission(self, request, obj=None):
+        return (obj is None or not obj.is_locked) and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or not obj.is_locked) and super().has_delete_permission(request, obj)
 
 
 class OfferChangeInline(admin.TabularInline):
@@ -43,5 +57,6 @@ class OfferAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.is_locked:
-            fields += ["status", "kind", "product", "trial_days", "trial_price", "currency", "holdout_percent", "salt"]
+            # The status moves only through the console's and the API's actions once launched.
+            fields += ["status", *Offer.LOCKED_FIELDS_AT_LAUNCH]
         return fields

@@ -4,17 +4,25 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.roles import EXECUTIVE, MARKETER, has_role, role_required
-from analytics.planning import planning_table
 from billing.gateway import GatewayError
 from offers import selectors, services
-from offers.forms import OfferForm, ProductForm, VariantFormSet, variant_initial
+from offers.forms import (
+    LockedVariantFormSet,
+    OfferForm,
+    PlanningForm,
+    ProductForm,
+    VariantFormSet,
+    lock_variant_forms,
+    variant_initial,
+)
+from offers.history import history_entries
 from offers.models import Offer, Product
 
 readers = role_required(MARKETER, EXECUTIVE)
@@ -49,56 +57,57 @@ def home(request):
     )
 
 
-def _planning_context(form: OfferForm) -> dict:
-    def number(name, default, cast):
-        try:
-            return cast(form.data.get(name) or default) if form.is_bound else default
-        except (TypeError, ValueError):
-            return default
-
-    weekly = number("expected_weekly", 1000, int)
-    baseline = number("baseline_percent", 15.0, float)
-    holdout = number("holdout_percent", form.initial.get("holdout_percent", 10), int)
-    try:
-        rows = planning_table(weekly_eligible=weekly, baseline=baseline / 100, holdout_percent=holdout)
-    except ValueError as exc:
-        rows, error = [], str(exc)
+def _planning_context(request, form: OfferForm) -> dict:
+    """The calculator beside the holdout. Its inputs are not part of the offer: a refused one
+    is explained at its box and never stops the offer from being saved."""
+    if form.is_bound:
+        posted = {"weekly": "expected_weekly", "baseline": "baseline_percent", "holdout": "holdout_percent"}
+        data = {name: request.POST[field] for name, field in posted.items() if field in request.POST}
     else:
-        error = ""
-    return {"weekly": weekly, "baseline": baseline, "rows": rows, "error": error}
+        data = {"holdout": str(form.initial.get("holdout_percent", 10))}
+    planning_form = PlanningForm(data)
+    rows = planning_form.table()
+    errors = planning_form.errors if rows is None else {}
+    return {
+        "weekly": planning_form.data["weekly"],
+        "baseline": planning_form.data["baseline"],
+        "rows": rows or [],
+        "weekly_errors": errors.get("weekly", []),
+        "baseline_errors": errors.get("baseline", []),
+        # The holdout's own problem is on the holdout field; here it explains the empty table.
+        "error": " ".join(errors.get("holdout", [])),
+    }
 
 
 def _offer_form_page(request, *, offer: Offer | None):
+    locked = offer is not None and offer.is_locked
+    formset = LockedVariantFormSet if locked else VariantFormSet
     if request.method == "POST":
         form = OfferForm(request.POST, offer=offer)
-        variants = VariantFormSet(request.POST, prefix="variants")
-        if form.is_valid() and variants.is_valid():
-            form.validate_with(variants)
-            if not form.errors and not form.variant_errors:
-                try:
-                    if offer is None:
-                        offer = services.offer_create(
-                            actor=request.user, values=form.values, variants=form.variant_specs
-                        )
-                        messages.success(request, _("Draft saved. Preview it, then launch it when it is right."))
-                    else:
-                        services.offer_update(
-                            offer=offer, actor=request.user, values=form.values, variants=form.variant_specs
-                        )
-                        messages.success(request, _("Changes saved."))
-                    return redirect("console:offer", slug=offer.slug)
-                except ValidationError as exc:  # a concurrent change made it invalid after all
-                    form.apply_problems(exc.message_dict)
+        variants = formset(request.POST, prefix="variants")
+        form.validate_with(variants)
+        if form.complete:
+            try:
+                if offer is None:
+                    offer = services.offer_create(actor=request.user, values=form.values, variants=form.variant_specs)
+                    messages.success(request, _("Draft saved. Preview it, then launch it when it is right."))
+                else:
+                    services.offer_update(
+                        offer=offer, actor=request.user, values=form.values, variants=form.variant_specs
+                    )
+                    messages.success(request, _("Changes saved."))
+                return redirect("console:offer", slug=offer.slug)
+            except ValidationError as exc:  # a concurrent change made it invalid after all
+                form.apply_problems(exc.message_dict)
     else:
         form = OfferForm(offer=offer)
-        variants = VariantFormSet(
+        variants = formset(
             prefix="variants",
             initial=variant_initial(offer) if offer else [{"name": "default", "weight": 1}],
         )
-    if offer is not None and offer.is_locked:
-        for variant_form in variants:
-            for name in ("name", "weight", "kind"):
-                variant_form.fields[name].widget.attrs["readonly"] = True
+    if locked:
+        lock_variant_forms(variants)
+    planning_context = _planning_context(request, form)
     return render(
         request,
         "console/offer_form.html",
@@ -106,11 +115,35 @@ def _offer_form_page(request, *, offer: Offer | None):
             "form": form,
             "variants": variants,
             "offer": offer,
-            "locked": offer is not None and offer.is_locked,
-            "planning": _planning_context(form),
+            "locked": locked,
+            "planning": planning_context,
+            "error_summary": _offer_error_summary(form, variants, planning_context) if form.is_bound else [],
         },
-        status=400 if form.is_bound and (form.errors or form.variant_errors or not variants.is_valid()) else 200,
+        status=400 if form.is_bound and not form.complete else 200,
     )
+
+
+def _offer_error_summary(form: OfferForm, variants, planning_context: dict) -> list[dict]:
+    """Every field at fault, in page order, each with the id of its element (#id_<field>)."""
+    items = form.error_summary()
+    for name, label in (("weekly", _("Eligible customers per week")), ("baseline", _("Baseline repeat rate (%)"))):
+        if planning_context[f"{name}_errors"]:
+            target = "id_expected_weekly" if name == "weekly" else "id_baseline_percent"
+            items.append({"target": target, "label": label, "errors": planning_context[f"{name}_errors"]})
+    if form.variant_errors or variants.non_form_errors():
+        items.append(
+            {
+                "target": "variants-errors",
+                "label": _("Variants"),
+                "errors": [*form.variant_errors, *variants.non_form_errors()],
+            }
+        )
+    for number, variant_form in enumerate(variants, start=1):
+        for bound in variant_form:
+            if bound.errors:
+                label = _("%(field)s of variant %(number)s") % {"field": bound.label, "number": number}
+                items.append({"target": bound.auto_id, "label": label, "errors": list(bound.errors)})
+    return items
 
 
 @managers
@@ -144,7 +177,7 @@ def offer_detail(request, slug):
             "offer": offer,
             "counters": counters,
             "variants": list(offer.variants.all()),
-            "changes": offer.changes.select_related("actor")[:100],
+            "history": history_entries(offer.changes.select_related("actor")[:100], offer=offer),
             "languages": settings.LANGUAGES,
             "can_manage": _can_manage(request.user),
             "actions": _actions_for(offer),
@@ -172,9 +205,15 @@ ACTIONS = {
 
 
 @managers
-@require_POST
+@require_http_methods(["GET", "POST"])
 def offer_action(request, slug, action):
     offer = selectors.offer_get(slug=slug)
+    if request.method == "GET":
+        # Only launching asks first: it locks the experiment for good. Every other action is a
+        # POST from the offer's page.
+        if action != "launch":
+            return HttpResponseNotAllowed(["POST"])
+        return _launch_confirmation(request, offer)
     if action == "duplicate":
         copy = services.offer_duplicate(offer=offer, actor=request.user)
         messages.success(request, _("A draft copy was made. Its experiment starts fresh when you launch it."))
@@ -195,6 +234,26 @@ def offer_action(request, slug, action):
     else:
         messages.success(request, _("Offer is now %(status)s.") % {"status": offer.get_status_display().lower()})
     return redirect("console:offer", slug=slug)
+
+
+def _launch_confirmation(request, offer: Offer):
+    if offer.status != Offer.Status.DRAFT:
+        messages.error(
+            request,
+            _("A %(status)s offer cannot be launched.") % {"status": offer.get_status_display().lower()},
+        )
+        return redirect("console:offer", slug=offer.slug)
+    variants = list(offer.variants.all())
+    total = sum(v.weight for v in variants) or 1
+    return render(
+        request,
+        "console/offer_launch.html",
+        {
+            "offer": offer,
+            "variants": [(v, v.weight / total * (100 - offer.holdout_percent)) for v in variants],
+            "starts_later": offer.starts_at > timezone.now(),
+        },
+    )
 
 
 @readers
@@ -226,14 +285,14 @@ def offer_preview(request, slug):
 @readers
 @require_GET
 def planning(request):
-    """The minimum-detectable-effect table for the offer form, recomputed as fields change."""
-    try:
-        weekly = int(request.GET.get("weekly", "1000"))
-        baseline = float(request.GET.get("baseline", "15")) / 100
-        holdout = float(request.GET.get("holdout", "10"))
-        rows = planning_table(weekly_eligible=weekly, baseline=baseline, holdout_percent=holdout)
-    except ValueError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    """The minimum-detectable-effect table for the offer form, recomputed as fields change.
+    A refused input is a 400 with ``{"errors": {"<parameter>": ["message"]}}`` saying what is
+    allowed, and ``error``, the same words in one line for the form's table."""
+    form = PlanningForm(request.GET)
+    rows = form.table()
+    if rows is None:
+        errors = {name: list(messages) for name, messages in form.errors.items()}
+        return JsonResponse({"errors": errors, "error": " ".join(m for ms in errors.values() for m in ms)}, status=400)
     return JsonResponse({"rows": [row.__dict__ for row in rows]})
 
 

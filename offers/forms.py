@@ -1,21 +1,34 @@
 """Console forms. They parse and validate; the services write. Validation itself lives in
 offers/validation.py, shared with the API, so both give the same answers in the same words."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.forms import formset_factory
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from analytics.planning import MAX_WEEKLY_ELIGIBLE, planning_table
 from offers.models import Offer, Product
-from offers.money import MoneyError, to_major, to_minor
+from offers.money import MoneyError, money_format, to_major, to_minor
 from offers.validation import VariantSpec, offer_problems, offer_values_complete, product_problems
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
-def _apply(form: forms.Form, by_field: dict[str, list[str]], *, variant_errors: list[str] | None = None) -> None:
+def _apply(
+    form: forms.Form,
+    by_field: dict[str, list[str]],
+    *,
+    unknown: set[str] = frozenset(),
+    variant_errors: list[str] | None = None,
+) -> None:
+    """Put the shared rules' messages on their fields, except on fields in ``unknown``: those
+    already say why they could not be read, or rest on a field that could not."""
     for name, messages in by_field.items():
+        if name in unknown:
+            continue
         for message in messages:
             if name == "variants" and variant_errors is not None:
                 variant_errors.append(message)
@@ -23,7 +36,43 @@ def _apply(form: forms.Form, by_field: dict[str, list[str]], *, variant_errors: 
                 form.add_error(name if name in form.fields else None, message)
 
 
-class ProductForm(forms.Form):
+def _unknown(form: forms.Form, depends: dict[str, set[str]], *, also: set[str] = frozenset()) -> set[str]:
+    """The fields whose rule messages would be guesses this round: those that did not parse, and
+    those whose rules read a field that did not parse (a kind that did not parse says nothing
+    about whether a sample may be physical). They are checked once the others are fixed."""
+    broken = set(form.errors) | set(also)
+    return broken | {name for name, needs in depends.items() if needs & broken}
+
+
+# Which other fields the shared rules read when they judge a field (offers/validation.py).
+PRODUCT_DEPENDS = {"price": {"currency"}}
+OFFER_DEPENDS = {
+    "currency": {"product"},
+    "physical": {"kind"},
+    "trial_price": {"kind", "product", "currency"},
+    "sample_cost": {"currency"},
+    "ends_at": {"starts_at"},
+    "recent_purchase_days": {"eligibility"},
+    "reminder_days": {"kind", "trial_days", "variants"},
+    "variants": {"kind", "trial_days", "trial_price", "product", "currency"},
+}
+
+
+class ConsoleForm(forms.Form):
+    """Django links a field to its error text with aria-describedby and marks it aria-invalid;
+    this adds what the error summary at the top of the page needs."""
+
+    def error_summary(self) -> list[dict]:
+        """Each field at fault, in page order, with the id of the element to jump to."""
+        items = []
+        for bound in self:
+            if bound.errors:
+                target = f"{bound.auto_id}_locked" if getattr(bound.field, "locked", False) else bound.auto_id
+                items.append({"target": target, "label": bound.label, "errors": list(bound.errors)})
+        return items
+
+
+class ProductForm(ConsoleForm):
     sku = forms.CharField(label=_("SKU"), max_length=64, help_text=_("Lower-case letters, digits and hyphens."))
     name = forms.CharField(label=_("Name"), max_length=200)
     description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -52,14 +101,13 @@ class ProductForm(forms.Form):
         data = super().clean()
         currency = data.get("currency", "")
         price_amount = None
-        if data.get("price") is not None:
+        if data.get("price") is not None and "currency" not in self.errors:
             try:
                 price_amount = to_minor(data["price"], currency)
             except MoneyError as exc:
                 self.add_error("currency" if "currency code" in str(exc) else "price", str(exc))
         data["price_amount"] = price_amount
-        if self.errors:
-            return data
+        # Every field's problem in one round: the shared rules judge what parsed.
         problems = product_problems(
             sku=data.get("sku", ""),
             name=data.get("name", ""),
@@ -68,7 +116,7 @@ class ProductForm(forms.Form):
             interval=data.get("interval", ""),
             existing=self.product,
         )
-        _apply(self, problems.by_field)
+        _apply(self, problems.by_field, unknown=_unknown(self, PRODUCT_DEPENDS))
         return data
 
 
@@ -85,10 +133,30 @@ class VariantForm(forms.Form):
 
 
 VariantFormSet = formset_factory(VariantForm, extra=2, max_num=10, validate_max=True)
+# A launched offer's variants are locked: no empty rows to add one.
+LockedVariantFormSet = formset_factory(VariantForm, extra=0, max_num=10, validate_max=True)
 
 
-class OfferForm(forms.Form):
-    slug = forms.SlugField(label=_("Slug"), max_length=80, help_text=_("The offer's address: /o/<slug>/."))
+def lock_variant_forms(variant_forms) -> None:
+    """Show a launched offer's variants as locked values, not boxes. Hidden inputs still carry
+    them, so a changed value reaches validation and is refused with the reason."""
+    for variant_form in variant_forms:
+        for name, field in variant_form.fields.items():
+            field.widget = forms.HiddenInput()
+            field.locked = True
+            field.locked_text = _variant_value_text(variant_form, name)
+
+
+def _variant_value_text(variant_form, name: str) -> str:
+    value = variant_form[name].value()
+    if name == "kind":
+        return str(dict(Offer.Kind.choices).get(value, _("same as the offer")))
+    return "—" if value in (None, "") else str(value)
+
+
+class OfferForm(ConsoleForm):
+    # A CharField: the shared rule explains a bad slug in the API's words.
+    slug = forms.CharField(label=_("Slug"), max_length=80, help_text=_("The offer's address: /o/<slug>/."))
     name = forms.CharField(label=_("Name"), max_length=200)
     promise = forms.CharField(
         label=_("Promised experience"),
@@ -138,6 +206,14 @@ class OfferForm(forms.Form):
         help_text=_("Customers who see no offer, so that its effect can be measured."),
     )
 
+    # The order of the page (templates/console/offer_form.html), so the error summary reads
+    # top to bottom.
+    field_order = [
+        "name", "slug", "promise", "kind", "physical", "product", "trial_days", "trial_price", "currency",
+        "reminder_days", "grace_days", "sample_cost", "feedback_survey", "eligibility", "recent_purchase_days",
+        "allowed_countries", "inventory", "daily_limit", "starts_at", "ends_at", "holdout_percent",
+    ]  # fmt: skip
+
     def __init__(self, *args, offer: Offer | None = None, **kwargs):
         self.offer = offer
         if offer is not None and "initial" not in kwargs:
@@ -146,13 +222,20 @@ class OfferForm(forms.Form):
         self.variant_specs: list[VariantSpec] = []
         self.variant_errors: list[str] = []
         self.values: dict = {}
+        self.complete = False
         if offer is not None and offer.is_locked:
-            # Read-only, not disabled: a changed value still reaches validation and is refused
-            # with the reason, rather than being silently ignored.
-            self.fields["holdout_percent"].widget.attrs["readonly"] = True
-            self.fields["holdout_percent"].help_text = _(
-                "Locked since launch: changing the holdout would start a new experiment. Duplicate the offer instead."
-            )
+            for name in Offer.LOCKED_FIELDS_AT_LAUNCH:
+                if name in self.fields:
+                    self._lock(name)
+
+    def _lock(self, name: str) -> None:
+        """Shown as a value marked "locked since launch", not as a box. A hidden input, not a
+        disabled field, carries the value: a changed one still reaches validation and is refused
+        with the reason, rather than being silently ignored."""
+        field = self.fields[name]
+        field.widget = forms.HiddenInput()
+        field.locked = True
+        field.locked_text = locked_text(self.offer, name)
 
     def clean_allowed_countries(self):
         return [c.strip().upper() for c in self.cleaned_data["allowed_countries"].split(",") if c.strip()]
@@ -169,32 +252,35 @@ class OfferForm(forms.Form):
     def clean_currency(self):
         return self.cleaned_data["currency"].strip().upper()
 
-    def _minor(self, name: str, value, currency: str) -> int | None:
+    def _minor(self, form: forms.Form, name: str, value, currency: str) -> int | None:
         if value is None:
             return None
         try:
             return to_minor(value, currency)
         except MoneyError as exc:
-            self.add_error(name, str(exc))
+            form.add_error(name, str(exc))
             return None
 
     def validate_with(self, variant_forms) -> None:
-        """Parse money, gather the variants, and run the shared validation."""
+        """Parse everything, gather the variants, and run the shared rules on whatever parsed,
+        so that every field's problem shows in one round. ``complete`` says whether it may be saved."""
+        self.is_valid()
+        variant_forms.is_valid()
         data = self.cleaned_data
         currency = data.get("currency", "")
+        currency_known = "currency" not in self.errors
         values = {k: v for k, v in data.items() if k not in ("trial_price", "sample_cost")}
-        values["trial_price"] = self._minor("trial_price", data.get("trial_price"), currency)
-        values["sample_cost"] = self._minor("sample_cost", data.get("sample_cost"), currency)
+        if currency_known:
+            values["trial_price"] = self._minor(self, "trial_price", data.get("trial_price"), currency)
+            values["sample_cost"] = self._minor(self, "sample_cost", data.get("sample_cost"), currency)
         specs = []
         for variant in variant_forms:
-            row = variant.cleaned_data
-            if not row or not row.get("name"):
+            row = getattr(variant, "cleaned_data", None) or {}
+            if not row.get("name"):
                 continue
             price = row.get("trial_price")
-            try:
-                price = to_minor(price, currency) if price is not None else None
-            except MoneyError as exc:
-                self.variant_errors.append(f"{row['name']}: {exc}")
+            if price is not None and currency_known:
+                price = self._minor(variant, "trial_price", price, currency)
             specs.append(
                 VariantSpec(
                     name=row["name"].strip(),
@@ -205,14 +291,35 @@ class OfferForm(forms.Form):
                 )
             )
         self.variant_specs = specs
-        if self.errors or self.variant_errors:
-            return
+        variants_broken = bool(variant_forms.non_form_errors()) or any(v.errors for v in variant_forms)
+        unknown = _unknown(self, OFFER_DEPENDS, also={"variants"} if variants_broken else set())
+        if not currency_known:
+            unknown |= {"trial_price", "sample_cost", "variants"}
         problems = offer_problems(values=offer_values_complete(values), variants=specs, existing=self.offer)
-        self.apply_problems(problems.by_field)
-        self.values = values
+        _apply(self, problems.by_field, unknown=unknown, variant_errors=self.variant_errors)
+        self.complete = not self.errors and not self.variant_errors and not variants_broken
+        if self.complete:
+            self.values = values
 
     def apply_problems(self, by_field: dict[str, list[str]]) -> None:
         _apply(self, by_field, variant_errors=self.variant_errors)
+        self.complete = False
+
+
+def locked_text(offer: Offer, name: str) -> str:
+    """A locked field's value as the console shows it."""
+    value = getattr(offer, name)
+    if name == "kind":
+        return offer.get_kind_display()
+    if name == "product":
+        return str(value)
+    if name == "trial_days":
+        return ngettext("%(days)d day", "%(days)d days", value) % {"days": value}
+    if name == "trial_price":
+        return money_format(value, offer.currency, translation.get_language() or "en")
+    if name == "holdout_percent":
+        return f"{value}%"
+    return str(value)
 
 
 def offer_initial(offer: Offer) -> dict:
@@ -252,3 +359,72 @@ def variant_initial(offer: Offer) -> list[dict]:
         }
         for v in offer.variants.all()
     ]
+
+
+class PlanningForm(forms.Form):
+    """The planning inputs: what the offer form's calculator and /console/planning.json accept.
+
+    Bounded so that the arithmetic stays in range (a 310-digit number of customers would
+    overflow a float), and every refusal says what is allowed. An absent value takes its default;
+    an empty one is refused, so a cleared box says why no figures show.
+    """
+
+    DEFAULTS = {"weekly": "1000", "baseline": "15", "holdout": "10"}
+    # Plain fields: _bounded reads the text and gives the one message for anything refused.
+    weekly = forms.Field(label=_("Eligible customers per week"), required=False)
+    baseline = forms.Field(label=_("Baseline repeat rate (%)"), required=False)
+    holdout = forms.Field(label=_("Holdout (%)"), required=False)
+
+    def __init__(self, data=None, **kwargs):
+        data = {**self.DEFAULTS, **{k: v for k, v in (data or {}).items() if k in self.DEFAULTS}}
+        super().__init__(data, **kwargs)
+
+    def clean_weekly(self):
+        return _bounded(
+            self.cleaned_data["weekly"],
+            low=1,
+            high=MAX_WEEKLY_ELIGIBLE,
+            whole=True,
+            message=_("Give the eligible customers per week as a whole number from 1 to 10,000,000."),
+        )
+
+    def clean_baseline(self):
+        return _bounded(
+            self.cleaned_data["baseline"],
+            low=Decimal("0.1"),
+            high=Decimal("99.9"),
+            whole=False,
+            message=_("Give the baseline repeat rate as a percentage from 0.1 to 99.9, like 15 or 12.5."),
+        )
+
+    def clean_holdout(self):
+        return _bounded(
+            self.cleaned_data["holdout"],
+            low=0,
+            high=99,
+            whole=True,
+            message=_("Give the holdout as a whole percentage from 0 to 99."),
+        )
+
+    def table(self):
+        """The planning rows, or None when an input was refused (see ``errors``)."""
+        if not self.is_valid():
+            return None
+        data = self.cleaned_data
+        return planning_table(
+            weekly_eligible=data["weekly"], baseline=float(data["baseline"]) / 100, holdout_percent=data["holdout"]
+        )
+
+
+def _bounded(raw: str, *, low, high, whole: bool, message) -> int | Decimal:
+    text = str(raw or "").strip()
+    # Checked before parsing: Decimal would happily read a number with thousands of digits.
+    if not text or len(text) > 20:
+        raise forms.ValidationError(message)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise forms.ValidationError(message) from None
+    if not number.is_finite() or not low <= number <= high or (whole and number != number.to_integral_value()):
+        raise forms.ValidationError(message)
+    return int(number) if whole else number

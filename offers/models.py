@@ -114,7 +114,23 @@ class Offer(models.Model):
     launched_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
-    LOCKED_AT_LAUNCH = ("holdout_percent", "salt")
+    # What a launched offer may no longer change: the terms customers were promised (kind,
+    # product, trial length and price, currency) and the experiment (holdout, salt, and the
+    # variants with their weights and overrides; changing those would mix two experiments'
+    # numbers). The one list: the admin's read-only fields, the console's locked fields and
+    # offers.validation's refusal (so the API refuses them too) all read it.
+    LOCKED_AT_LAUNCH = (
+        "kind",
+        "product",
+        "trial_days",
+        "trial_price",
+        "currency",
+        "holdout_percent",
+        "salt",
+        "variants",
+    )
+    # The model fields among them (``variants`` is the related rows).
+    LOCKED_FIELDS_AT_LAUNCH = tuple(name for name in LOCKED_AT_LAUNCH if name != "variants")
 
     class Meta:
         ordering = ["-created_at"]
@@ -170,6 +186,9 @@ class Variant(models.Model):
     @property
     def effective_kind(self) -> str:
         return self.kind or self.offer.kind
+
+    def get_effective_kind_display(self) -> str:
+        return str(dict(Offer.Kind.choices).get(self.effective_kind, self.effective_kind))
 
     @property
     def effective_trial_days(self) -> int:

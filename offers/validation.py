@@ -267,14 +267,42 @@ def _variant_problems(problems: Problems, values: dict, variants: Sequence[Varia
                 problems.add("reminder_days", label + message)
 
 
+LOCKED_NAMES = {
+    "kind": "The kind",
+    "product": "The paid product",
+    "trial_days": "The trial length",
+    "trial_price": "The trial price",
+    "currency": "The currency",
+    "holdout_percent": "The holdout",
+    "salt": "The salt that assigns customers to variants",
+    "variants": "The variants and their weights",
+}
+
+
+def _locked_value(name: str, source) -> object:
+    """A locked field's value, comparable between an Offer and the values a caller gives."""
+    if name == "variants":
+        return [(v.name, v.weight, v.kind or "", v.trial_days, v.trial_price) for v in source]
+    if isinstance(source, Offer):
+        return source.product_id if name == "product" else getattr(source, name)
+    value = source.get(name)
+    return getattr(value, "pk", value)
+
+
 def _locked_problems(problems: Problems, values: dict, variants: Sequence[VariantSpec], existing: Offer) -> None:
     if existing.status == Offer.Status.ENDED:
         problems.add("__all__", "This offer has ended; duplicate it to run it again.")
     if not existing.is_locked:
         return
-    why = "is locked since launch: changing it would start a new experiment. Duplicate the offer instead."
-    if values.get("holdout_percent") != existing.holdout_percent:
-        problems.add("holdout_percent", f"The holdout {why}")
-    current = {v.name: v.weight for v in existing.variants.all()}
-    if {v.name: v.weight for v in variants} != current:
-        problems.add("variants", f"The variants and their weights {why}")
+    experiment = "is locked since launch: changing it would start a new experiment. Duplicate the offer instead."
+    promise = "is locked since launch: customers were promised it. Duplicate the offer to offer other terms."
+    for name in Offer.LOCKED_AT_LAUNCH:
+        if name == "variants":
+            given, current = _locked_value(name, variants), _locked_value(name, existing.variants.all())
+        elif name not in values:
+            continue  # not given: unchanged (the salt is never a value callers pass)
+        else:
+            given, current = _locked_value(name, values), _locked_value(name, existing)
+        if given != current:
+            why = experiment if name in ("holdout_percent", "salt", "variants") else promise
+            problems.add(name, f"{LOCKED_NAMES[name]} {why}")

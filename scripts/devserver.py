@@ -204,11 +204,17 @@ def main() -> int:
         )
         wait_for(f"http://{HOST}:{WEB_PORT}/", web)
         logins = "\n".join(f"    {role:<19} {email}" for role, email in DEMO_LOGINS)
+        debug = (
+            "Debug pages: on (DEBUG=1)"
+            if settings.DEBUG
+            else "Debug pages: off, so you see what users see (make run DEBUG=1 turns them on)"
+        )
         print(
             f"\n  Foretaste is running at http://{HOST}:{WEB_PORT}/\n"
             f"  Demo logins (password: foretaste-demo):\n{logins}\n"
             f"  Email goes to files in {settings.EMAIL_FILE_PATH}\n"
             f"  Offline Stripe (localstripe): {stripe_base}\n"
+            f"  {debug}\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )

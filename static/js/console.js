@@ -26,12 +26,13 @@
 
   function refresh() {
     var query = new URLSearchParams({
-      holdout: inputs[0].value || "0", weekly: inputs[1].value || "0", baseline: inputs[2].value || "0"
+      holdout: inputs[0].value, weekly: inputs[1].value, baseline: inputs[2].value
     });
     fetch(url + "?" + query.toString(), { credentials: "same-origin" })
       .then(function (response) { return response.json(); })
       .then(function (data) {
         body.replaceChildren();
+        // A refused input: the server says what is allowed, in words.
         if (data.error) { body.appendChild(row([data.error, "", "", ""])); return; }
         data.rows.forEach(function (r) {
           var rel = r.mde_relative === null ? "" : " (" + Math.round(r.mde_relative * 100) + "%)";

@@ -27,7 +27,7 @@ def _get(url: str):
 @pytest.fixture
 def running(tmp_path):
     web, stripe = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "DEBUG")}
     env.update(
         FORETASTE_ENV="development",
         FORETASTE_VAR_DIR=str(tmp_path / "var"),
@@ -63,7 +63,17 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(running, tmp_pat
     for login in ("marketer@demo.test", "executive@demo.test", "customer@demo.test", "foretaste-demo"):
         assert login in output
     assert f"http://127.0.0.1:{web}/" in output
+    assert "Debug pages: off" in output and "make run DEBUG=1" in output
     assert _get(f"http://127.0.0.1:{web}/o/espresso-sample/")[0] == 200
+    # What a user would see: the styled 404, not Django's debug page listing every URL, and
+    # the static files it links to (served by WhiteNoise with DEBUG off).
+    status, body = _get(f"http://127.0.0.1:{web}/no/such/page/")
+    assert status == 404
+    assert b"We could not find that page" in body
+    assert b"URLconf" not in body and b"DEBUG = True" not in body
+    status, css = _get(f"http://127.0.0.1:{web}/static/css/foretaste.css")
+    assert status == 200
+    assert b".table-wrap" in css
 
     # A change at the offline Stripe comes back as a webhook the app accepts (signed with its secret).
     request = urllib.request.Request(
