@@ -375,12 +375,20 @@ def subscription_cancel(*, subscription_id: str) -> str:
 
 # --- Webhooks and events -----------------------------------------------------------------------
 def webhook_event_parse(*, payload: bytes, signature_header: str | None) -> dict:
-    """Verify a webhook's signature over the raw body and return the event as a dict."""
+    """Verify a webhook's signature over the raw body and return the event as a dict.
+
+    Every way a body can be wrong raises ``WebhookSignatureInvalid`` (a 400 for the endpoint),
+    never anything else: what the event holds is checked by ``billing.webhooks``."""
     if not signature_header:
         raise WebhookSignatureInvalid("missing Stripe-Signature header")
+    if not signature_header.isascii():
+        # stripe compares signatures with hmac.compare_digest, which raises TypeError (not a
+        # verification error) on a non-ASCII string.
+        raise WebhookSignatureInvalid("the Stripe-Signature header is not ASCII")
     try:
+        text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(
-            payload.decode("utf-8"),
+            text,
             signature_header,
             settings.STRIPE_WEBHOOK_SECRET,
             settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
@@ -388,12 +396,18 @@ def webhook_event_parse(*, payload: bytes, signature_header: str | None) -> dict
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise WebhookSignatureInvalid(str(exc)) from exc
     try:
-        event = json.loads(payload)
-    except ValueError as exc:
-        raise WebhookSignatureInvalid(f"signed body is not JSON: {exc}") from exc
+        event = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than Python's json can follow.
+        raise WebhookSignatureInvalid(f"signed body is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(event, dict) or "id" not in event or "type" not in event:
         raise WebhookSignatureInvalid("signed body is not a Stripe event")
     return event
+
+
+def _not_json(constant: str):
+    # Python's json reads NaN and Infinity, which are not JSON and which PostgreSQL's jsonb refuses.
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def events_list(*, created_after: int, limit: int = 100) -> list[dict]:
