@@ -124,12 +124,16 @@ def _trial_id(metadata: dict, *, customer: User | None = None, what: str) -> int
     raw = metadata.get(TRIAL_ID)
     if raw in (None, ""):
         return None
-    trials = Trial.objects.filter(pk=int(raw)) if str(raw).isdigit() else Trial.objects.none()
+    # ASCII digits of a bigint only: "²".isdigit() is true but int("²") raises, and a longer
+    # number cannot be a trial's id.
+    text = str(raw)
+    usable = text.isascii() and text.isdigit() and len(text) <= 18
+    trials = Trial.objects.filter(pk=int(text)) if usable else Trial.objects.none()
     if customer is not None:
         trials = trials.filter(customer=customer)
     if not trials.exists():
         raise HandlerError(f"{what} names the trial {raw}, which is not one of this customer's trials.")
-    return int(raw)
+    return int(text)
 
 
 def _recorded(

@@ -226,6 +226,18 @@ def test_a_payment_naming_someone_elses_trial_fails(customer, outsider, marketer
     assert f"names the trial {trial.pk}, which is not one of this customer's trials" in event.error
 
 
+@pytest.mark.parametrize("trial_id", ["²", "1" * 40, "-3", "12abc"])
+def test_a_payment_naming_a_trial_id_that_is_not_a_number_fails_visibly(customer, beans, deliver, trial_id):
+    intent = paid_intent(stripe_customer_for(customer), product_sku="beans", trial_id=trial_id)
+
+    event = deliver(event_for("payment_intent.succeeded", stripe_object("payment_intents", intent)))
+
+    assert event.status == StripeEvent.Status.FAILED
+    assert event.error.startswith("HandlerError: ")
+    assert f"names the trial {trial_id}, which is not one of this customer's trials" in event.error
+    assert not Purchase.objects.exists()
+
+
 # --- Subscriptions -------------------------------------------------------------------------------
 def test_a_subscription_row_follows_stripe_and_an_older_event_never_moves_it_back(customer, club, deliver):
     subscription = subscribed(customer)
