@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import stripe
 from django.conf import settings
@@ -310,6 +310,24 @@ class SubscriptionState:
     ended_at: int | None
 
 
+def _read(what: str):
+    """A reader of Stripe's answer whose answer lacks a field or has one of the wrong type
+    raises ``GatewayError`` naming it, not a KeyError or TypeError from deep inside."""
+
+    def decorate(reader):
+        @wraps(reader)
+        def read(**kwargs):
+            try:
+                return reader(**kwargs)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                ids = ", ".join(str(v) for v in kwargs.values())
+                raise GatewayError(f"Stripe's {what} {ids} is not as expected: {type(exc).__name__}: {exc}") from exc
+
+        return read
+
+    return decorate
+
+
 def _id_of(value) -> str | None:
     """An expandable field: an id, an expanded object, or nothing."""
     if isinstance(value, dict):
@@ -336,6 +354,7 @@ def _invoice_payment(params: dict) -> dict | None:
     return payments[0] if payments else None
 
 
+@_read("PaymentIntent")
 def payment_intent_state(*, payment_intent_id: str) -> PaymentIntentState:
     data = _as_dict(_call(client().v1.payment_intents.retrieve, payment_intent_id, {"expand": ["latest_charge"]}))
     status = data["status"]
@@ -364,6 +383,7 @@ def payment_intent_state(*, payment_intent_id: str) -> PaymentIntentState:
     )
 
 
+@_read("invoice")
 def invoice_state(*, invoice_id: str) -> InvoiceState:
     data = _as_dict(_call(client().v1.invoices.retrieve, invoice_id))
     subscription = _id_of(data.get("subscription"))
@@ -392,6 +412,7 @@ def invoice_state(*, invoice_id: str) -> InvoiceState:
     )
 
 
+@_read("charge")
 def charge_state(*, charge_id: str) -> ChargeState:
     data = _as_dict(_call(client().v1.charges.retrieve, charge_id))
     return ChargeState(
@@ -399,6 +420,7 @@ def charge_state(*, charge_id: str) -> ChargeState:
     )
 
 
+@_read("refunds of PaymentIntent")
 def refunds_of(*, payment_intent_id: str) -> list[RefundState]:
     """Every refund of a payment, oldest first."""
     api = client().v1.refunds
@@ -415,6 +437,7 @@ def refunds_of(*, payment_intent_id: str) -> list[RefundState]:
     return sorted(found.values(), key=lambda r: (r.created, r.id))
 
 
+@_read("subscription")
 def subscription_state(*, subscription_id: str) -> SubscriptionState:
     data = _as_dict(_call(client().v1.subscriptions.retrieve, subscription_id))
     items = (data.get("items") or {}).get("data") or []
@@ -430,6 +453,7 @@ def subscription_state(*, subscription_id: str) -> SubscriptionState:
     )
 
 
+@_read("customer")
 def customer_email(*, customer_id: str) -> str | None:
     """The email Stripe holds for a customer; None for a deleted customer or none given."""
     data = _as_dict(_call(client().v1.customers.retrieve, customer_id))

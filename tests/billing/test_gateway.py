@@ -1,9 +1,12 @@
 """The Stripe gateway against localstripe, through the real stripe library."""
 
 import json
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import stripe
@@ -210,3 +213,50 @@ def test_a_repriced_plan_whose_create_was_lost_is_created_once_on_the_retry(sent
 
     plan = gateway.client().v1.plans.retrieve(f"price_{sku}")
     assert (plan.amount, plan.interval) == (1700, "month")
+
+
+# --- A Stripe answer that is not as documented ---------------------------------------------------
+@contextmanager
+def stripe_answering(body: dict):
+    """A loopback HTTP server that answers every request with ``body`` (200, JSON), standing in
+    for a Stripe whose objects lack fields or have them in the wrong type."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            payload = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("read", "body"),
+    [
+        (lambda: gateway.payment_intent_state(payment_intent_id="pi_1"), {"id": "pi_1", "object": "payment_intent"}),
+        (lambda: gateway.invoice_state(invoice_id="in_1"), {"id": "in_1", "object": "invoice", "status": "paid"}),
+        (lambda: gateway.charge_state(charge_id="ch_1"), {"object": "charge"}),
+        (lambda: gateway.subscription_state(subscription_id="sub_1"), {"id": "sub_1", "items": "none"}),
+        (lambda: gateway.refunds_of(payment_intent_id="pi_1"), {"object": "list", "data": [{"id": "re_1"}]}),
+    ],
+    ids=["intent without status", "invoice without currency", "charge without id", "items a string", "refund bare"],
+)
+def test_a_stripe_object_that_is_not_as_documented_is_a_gateway_error_naming_it(settings, read, body):
+    with stripe_answering(body) as base:
+        settings.STRIPE_API_BASE = base
+
+        with pytest.raises(gateway.GatewayError, match="is not as expected"):
+            read()
