@@ -79,19 +79,20 @@ def payment_events(count: int) -> list[dict]:
     from accounts.models import User
     from billing import gateway
     from offers.models import Product
-    from tests.support import CARD_OK, saved_card
+    from tests.billing.stripe_world import charge_off_session, customer_get_or_create, saved_card
+    from tests.support import CARD_OK
 
     Product.objects.create(sku="beans", name="Beans 1 kg", price_amount=2400, currency="EUR")
     since = int(time.time()) - 1
     cards = []
     for i in range(CUSTOMERS):
         user = User.objects.create(email=f"bench-{i}@example.com")
-        stripe_id = gateway.customer_get_or_create(our_id=f"bench-{i}", email=user.email)
+        stripe_id = customer_get_or_create(our_id=f"bench-{i}", email=user.email)
         User.objects.filter(pk=user.pk).update(stripe_customer_id=stripe_id)
         cards.append((stripe_id, saved_card(customer_id=stripe_id, number=CARD_OK, key=f"bench-{i}")))
     for i in range(count):
         stripe_id, card = cards[i % CUSTOMERS]
-        gateway.charge_off_session(
+        charge_off_session(
             customer_id=stripe_id, payment_method_id=card, amount=2400, currency="EUR",
             idempotency_key=f"bench-{i}", metadata={"product_sku": "beans"},
         )  # fmt: skip

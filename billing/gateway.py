@@ -2,11 +2,16 @@
 
 Everything else in Foretaste talks to payments through these functions, which take and return
 plain Python values (ids, integers of minor units, small dataclasses), never Stripe objects.
+Foretaste writes little at Stripe: the catalogue (``price_sync``). Everything else here reads:
+webhooks and the events list in, and the current state of payments for the handlers.
 
 Rules kept here:
 - Every call has an explicit timeout and a bounded number of network retries.
-- Every write carries an idempotency key derived from our own ids, so a retried job cannot
-  create a second customer, charge or refund at real Stripe.
+- Every write carries an idempotency key of ours, derived from our id and what is written (see
+  ``_write_key``), so a retried job repeats its write at real Stripe instead of making another.
+  (The stripe library adds a random key to any POST without one; that covers only its own
+  network retries, not a job run again.) The two exceptions (a plan's create, and a DELETE)
+  say why next to them.
 - Where localstripe (the offline emulator used by ``make run`` and the tests) differs from Stripe,
   the difference is handled in this module, next to a comment that says "localstripe".
   localstripe ignores idempotency keys; callers therefore also guard with a conditional update
@@ -15,9 +20,11 @@ Rules kept here:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import stripe
 from django.conf import settings
@@ -39,44 +46,8 @@ class NotFound(GatewayError):
     """Stripe has no such object. (Stripe says ``resource_missing``; localstripe only says 404.)"""
 
 
-class CardDeclined(GatewayError):
-    """The card was declined; retrying the same card will not help."""
-
-
 class WebhookSignatureInvalid(Exception):
     """A webhook's signature is missing, wrong or too old."""
-
-
-@dataclass(frozen=True)
-class SetupIntentResult:
-    id: str
-    client_secret: str
-    status: str
-    payment_method_id: str | None
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    """The outcome of an off-session charge.
-
-    ``status`` is ``succeeded``, ``requires_action`` (3-D Secure: the customer must confirm, see
-    ``client_secret``) or ``failed`` (declined; ``decline_code`` says why).
-    """
-
-    payment_intent_id: str | None
-    status: str
-    client_secret: str | None = None
-    decline_code: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class SubscriptionResult:
-    id: str
-    status: str
-    latest_invoice_id: str | None
-    payment_intent_id: str | None
-    payment_intent_status: str | None
 
 
 @lru_cache(maxsize=8)
@@ -107,8 +78,6 @@ def _call(fn, *args, **kwargs):
     """Run one Stripe request and translate its errors into ours."""
     try:
         return fn(*args, **kwargs)
-    except stripe.CardError as exc:
-        raise CardDeclined(exc.user_message or str(exc), code=exc.code) from exc
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise GatewayUnavailable(str(exc)) from exc
     except stripe.StripeError as exc:
@@ -127,179 +96,53 @@ def _options(idempotency_key: str | None) -> dict:
     return {"idempotency_key": f"foretaste-{idempotency_key}"} if idempotency_key else {}
 
 
+def _write_key(kind: str, our_id: str, params: dict, *, over: dict | None) -> str:
+    """The idempotency key for one write: our id, and a hash of what is written and of the
+    object as it was read just before (``over``; None when there was none).
+
+    A retry of the same write (the same parameters over the same state) sends the same key, so
+    Stripe does it once. The parameters alone would not do: renaming A → B → A within the 24
+    hours Stripe remembers a key would send the first key again, and Stripe would answer from
+    memory without writing, leaving B. The state written over tells those writes apart.
+    """
+    content = json.dumps([params, over], sort_keys=True, default=str).encode()
+    return f"{kind}-{our_id[:100]}-{hashlib.sha256(content).hexdigest()[:32]}"
+
+
 # --- Reachability ----------------------------------------------------------------------------
 def ping(*, timeout: float = 2.0) -> None:
     """Raise unless Stripe answers an authenticated read within ``timeout`` seconds."""
     _call(client(timeout=timeout).v1.customers.list, {"limit": 1})
 
 
-# --- Customers -------------------------------------------------------------------------------
-def customer_get_or_create(*, our_id: str, email: str, name: str = "") -> str:
-    """Return the Stripe customer id for one of our customers, creating it once.
-
-    Found by our id in the metadata first (so an earlier half-finished attempt is reused), then
-    created with an idempotency key from our id.
-    """
-    api = client().v1.customers
-    existing = _call(api.list, {"email": email, "limit": 100})
-    for customer in existing.data:
-        if (_as_dict(customer).get("metadata") or {}).get("foretaste_id") == our_id:
-            return customer.id
-    params = {"email": email, "metadata": {"foretaste_id": our_id}}
-    if name:
-        params["name"] = name
-    created = _call(api.create, params, _options(f"customer-{our_id}"))
-    return created.id
-
-
-# --- Saving a card ---------------------------------------------------------------------------
-def _setup_result(intent) -> SetupIntentResult:
-    data = _as_dict(intent)
-    payment_method = data.get("payment_method")
-    if isinstance(payment_method, dict):
-        payment_method = payment_method.get("id")
-    return SetupIntentResult(
-        id=data["id"], client_secret=data["client_secret"], status=data["status"], payment_method_id=payment_method
-    )
-
-
-def setup_intent_start(*, customer_id: str, idempotency_key: str) -> SetupIntentResult:
-    """Begin saving a card for later off-session charges; the browser confirms it with
-    Stripe.js and ``client_secret``."""
-    intent = _call(
-        client().v1.setup_intents.create,
-        {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]},
-        _options(f"setup-{idempotency_key}"),
-    )
-    return _setup_result(intent)
-
-
-def setup_intent_confirm(*, setup_intent_id: str, payment_method_id: str) -> SetupIntentResult:
-    """Confirm a SetupIntent server-side with a payment method the customer already gave."""
-    intent = _call(client().v1.setup_intents.confirm, setup_intent_id, {"payment_method": payment_method_id})
-    return _setup_result(intent)
-
-
-def setup_intent_get(*, setup_intent_id: str) -> SetupIntentResult:
-    """Read a SetupIntent back, e.g. after Stripe.js confirmed it in the browser."""
-    return _setup_result(_call(client().v1.setup_intents.retrieve, setup_intent_id))
-
-
-def payment_method_attach(*, payment_method_id: str, customer_id: str) -> None:
-    _call(client().v1.payment_methods.attach, payment_method_id, {"customer": customer_id})
-
-
-def card_fingerprint(*, payment_method_id: str) -> str:
-    """The card's fingerprint: the same card number gives the same value for every customer,
-    which is how one card is kept to one trial."""
-    method = _as_dict(_call(client().v1.payment_methods.retrieve, payment_method_id))
-    card = method.get("card") or {}
-    fingerprint = card.get("fingerprint")
-    if not fingerprint:
-        raise GatewayError(f"payment method {payment_method_id} has no card fingerprint")
-    return fingerprint
-
-
-# --- Charging --------------------------------------------------------------------------------
-def _charge_result(intent) -> ChargeResult:
-    data = _as_dict(intent)
-    status = data["status"]
-    if status == "succeeded":
-        return ChargeResult(payment_intent_id=data["id"], status="succeeded")
-    if status in ("requires_action", "requires_confirmation"):
-        return ChargeResult(payment_intent_id=data["id"], status="requires_action", client_secret=data["client_secret"])
-    error = data.get("last_payment_error") or {}
-    return ChargeResult(
-        payment_intent_id=data["id"],
-        status="failed",
-        decline_code=error.get("decline_code") or error.get("code"),
-        message=error.get("message"),
-    )
-
-
-def charge_off_session(
-    *,
-    customer_id: str,
-    payment_method_id: str,
-    amount: int,
-    currency: str,
-    idempotency_key: str,
-    description: str = "",
-    metadata: dict[str, str] | None = None,
-) -> ChargeResult:
-    """Charge a saved card while the customer is away. ``amount`` is in minor units.
-
-    A decline or a 3-D Secure request is a result, not an exception: the caller decides what
-    the trial does next. Only an unreachable Stripe raises (``GatewayUnavailable``).
-    """
-    if amount <= 0:
-        raise ValueError("amount must be a positive number of minor units")
-    params = {
-        "amount": amount,
-        "currency": currency.lower(),
-        "customer": customer_id,
-        "payment_method": payment_method_id,
-        "off_session": True,
-        "confirm": True,
-        "metadata": metadata or {},
-    }
-    if description:
-        params["description"] = description
-    try:
-        intent = client().v1.payment_intents.create(params, _options(f"charge-{idempotency_key}"))
-    except stripe.CardError as exc:
-        # Stripe reports an off-session decline or authentication request as a CardError that
-        # carries the PaymentIntent; turn it into a result.
-        intent = getattr(exc.error, "payment_intent", None) if exc.error else None
-        if intent is not None:
-            return _charge_result(intent)
-        return ChargeResult(payment_intent_id=None, status="failed", decline_code=exc.code, message=exc.user_message)
-    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-        raise GatewayUnavailable(str(exc)) from exc
-    except stripe.StripeError as exc:
-        raise _translated(exc) from exc
-    return _charge_result(intent)
-
-
-def payment_intent_get(*, payment_intent_id: str) -> ChargeResult:
-    return _charge_result(_call(client().v1.payment_intents.retrieve, payment_intent_id))
-
-
-def refund(*, payment_intent_id: str, amount: int, idempotency_key: str, reason: str = "") -> str:
-    """Refund ``amount`` minor units of a payment. Returns the refund id.
-
-    The amount is always explicit: our ledger knows what is left to refund, and localstripe,
-    unlike Stripe, refunds the whole original again when no amount is given after a partial one.
-    """
-    if amount <= 0:
-        raise ValueError("a refund amount must be positive")
-    params: dict = {"payment_intent": payment_intent_id, "amount": amount}
-    if reason in ("duplicate", "fraudulent", "requested_by_customer"):
-        params["reason"] = reason
-    created = _call(client().v1.refunds.create, params, _options(f"refund-{idempotency_key}"))
-    return created.id
-
-
-# --- Catalogue and subscriptions ---------------------------------------------------------------
-def price_id_for(sku: str) -> str:
-    return f"price_{sku}"
-
-
+# --- Catalogue ---------------------------------------------------------------------------------
 def price_sync(*, sku: str, name: str, amount: int, currency: str, interval: str | None) -> str:
     """Make sure Stripe has a product and a price for ``sku``; return the price id.
 
     localstripe has Plans but no Prices, so recurring prices are Plans with ids we choose
     (``price_<sku>``); real Stripe accepts a Plan id wherever a price id is asked for.
     One-off products need no price object: they are charged with a PaymentIntent.
+
+    The ids are ours, so Stripe itself refuses a second product or plan under them; the
+    product's keys make a retried write one write rather than an error.
     """
     api = client()
     product_id = f"prod_{sku}"
     try:
-        _call(api.v1.products.retrieve, product_id)
-        _call(api.v1.products.update, product_id, {"name": name})
+        product = _as_dict(_call(api.v1.products.retrieve, product_id))
     except NotFound:
-        _call(api.v1.products.create, {"id": product_id, "name": name}, _options(f"product-{sku}"))
-    price_id = price_id_for(sku)
+        product = None
+    if product is None:
+        params = {"id": product_id, "name": name}
+        _call(api.v1.products.create, params, _options(_write_key("product", sku, params, over=None)))
+    elif product.get("name") != name:
+        # Keyed over the product as read: Stripe's ``updated`` in it tells a rename back from
+        # the rename it undoes (see _write_key).
+        params = {"name": name}
+        _call(
+            api.v1.products.update, product_id, params, _options(_write_key("product-name", sku, params, over=product))
+        )
+    price_id = f"price_{sku}"
     if interval is None:
         return price_id
     try:
@@ -314,73 +157,57 @@ def price_sync(*, sku: str, name: str, amount: int, currency: str, interval: str
         return price_id
     if plan is not None:
         # A Plan's price cannot change at Stripe; the old one is retired and a new id issued.
-        _call(api.v1.plans.delete, price_id)
-    _call(
-        api.v1.plans.create,
-        {"id": price_id, "product": product_id, "amount": amount, "currency": currency.lower(), "interval": interval},
-    )
+        # No key: Stripe takes idempotency keys on POSTs only, and a DELETE is idempotent by
+        # itself (run again, it finds nothing: the NotFound means it is done).
+        with contextlib.suppress(NotFound):
+            _call(api.v1.plans.delete, price_id)
+    params = {
+        "id": price_id,
+        "product": product_id,
+        "amount": amount,
+        "currency": currency.lower(),
+        "interval": interval,
+    }
+    # No key of ours: the plan id is ours, so Stripe refuses a second plan under it, and a create
+    # repeated after its answer was lost finds the plan made (below). A key from the content
+    # would be wrong here: a price changed back (15.00 → 17.00 → 15.00) within the 24 hours
+    # Stripe remembers keys would send the first key again, and Stripe would answer from memory
+    # without creating the plan. (The stripe library still sends a key of its own, good for its
+    # network retries of this one request.)
+    try:
+        _call(api.v1.plans.create, params)
+    except GatewayError as exc:
+        # Refused as a duplicate: done already (by a sync running at the same time) if the plan
+        # Stripe has is this one.
+        if isinstance(exc, GatewayUnavailable) or not _plan_is(price_id, amount, currency.lower(), interval):
+            raise
     return price_id
 
 
-def subscription_create(
-    *, customer_id: str, price_id: str, payment_method_id: str, idempotency_key: str, metadata: dict | None = None
-) -> SubscriptionResult:
-    """Start a paid subscription now, charging the saved card for the first period.
-
-    Foretaste owns the trial clock, so no Stripe trial is used (localstripe has none anyway).
-    """
-    # localstripe rejects the subscription-level ``default_payment_method`` and ``off_session``;
-    # making the card the customer's default for invoices works on both and has the same effect.
-    _call(
-        client().v1.customers.update,
-        customer_id,
-        {"invoice_settings": {"default_payment_method": payment_method_id}},
-    )
-    sub = _call(
-        client().v1.subscriptions.create,
-        {
-            "customer": customer_id,
-            "items": [{"plan": price_id}],
-            "payment_behavior": "allow_incomplete",
-            "expand": ["latest_invoice.payment_intent"],
-            "metadata": metadata or {},
-        },
-        _options(f"subscription-{idempotency_key}"),
-    )
-    data = _as_dict(sub)
-    invoice = data.get("latest_invoice")
-    intent = invoice.get("payment_intent") if isinstance(invoice, dict) else None
-    if isinstance(intent, str):
-        intent = _as_dict(_call(client().v1.payment_intents.retrieve, intent))
-    return SubscriptionResult(
-        id=data["id"],
-        status=data["status"],
-        latest_invoice_id=invoice.get("id") if isinstance(invoice, dict) else invoice,
-        payment_intent_id=intent.get("id") if intent else None,
-        payment_intent_status=intent.get("status") if intent else None,
-    )
-
-
-def subscription_cancel(*, subscription_id: str) -> str:
-    """Cancel a subscription now; returns its new status. Cancelling twice is harmless."""
+def _plan_is(price_id: str, amount: int, currency: str, interval: str) -> bool:
     try:
-        sub = _call(client().v1.subscriptions.cancel, subscription_id)
-    except GatewayError as exc:
-        current = _as_dict(_call(client().v1.subscriptions.retrieve, subscription_id))
-        if current.get("status") == "canceled":
-            return "canceled"
-        raise exc
-    return _as_dict(sub)["status"]
+        plan = _as_dict(_call(client().v1.plans.retrieve, price_id))
+    except NotFound:
+        return False
+    return (plan["amount"], plan["currency"], plan["interval"]) == (amount, currency, interval)
 
 
 # --- Webhooks and events -----------------------------------------------------------------------
 def webhook_event_parse(*, payload: bytes, signature_header: str | None) -> dict:
-    """Verify a webhook's signature over the raw body and return the event as a dict."""
+    """Verify a webhook's signature over the raw body and return the event as a dict.
+
+    Every way a body can be wrong raises ``WebhookSignatureInvalid`` (a 400 for the endpoint),
+    never anything else: what the event holds is checked by ``billing.webhooks``."""
     if not signature_header:
         raise WebhookSignatureInvalid("missing Stripe-Signature header")
+    if not signature_header.isascii():
+        # stripe compares signatures with hmac.compare_digest, which raises TypeError (not a
+        # verification error) on a non-ASCII string.
+        raise WebhookSignatureInvalid("the Stripe-Signature header is not ASCII")
     try:
+        text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(
-            payload.decode("utf-8"),
+            text,
             signature_header,
             settings.STRIPE_WEBHOOK_SECRET,
             settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
@@ -388,18 +215,18 @@ def webhook_event_parse(*, payload: bytes, signature_header: str | None) -> dict
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise WebhookSignatureInvalid(str(exc)) from exc
     try:
-        event = json.loads(payload)
-    except ValueError as exc:
-        raise WebhookSignatureInvalid(f"signed body is not JSON: {exc}") from exc
+        event = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than Python's json can follow.
+        raise WebhookSignatureInvalid(f"signed body is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(event, dict) or "id" not in event or "type" not in event:
         raise WebhookSignatureInvalid("signed body is not a Stripe event")
     return event
 
 
-def events_list(*, created_after: int, limit: int = 100) -> list[dict]:
-    """Events created after a Unix time, oldest first: what reconciliation replays."""
-    page = _call(client().v1.events.list, {"created": {"gt": created_after}, "limit": limit})
-    return sorted((_as_dict(e) for e in page.data), key=lambda e: e["created"])
+def _not_json(constant: str):
+    # Python's json reads NaN and Infinity, which are not JSON and which PostgreSQL's jsonb refuses.
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def events_since(*, created_after: int, page_size: int = 100) -> list[dict]:
@@ -483,6 +310,24 @@ class SubscriptionState:
     ended_at: int | None
 
 
+def _read(what: str):
+    """A reader of Stripe's answer whose answer lacks a field or has one of the wrong type
+    raises ``GatewayError`` naming it, not a KeyError or TypeError from deep inside."""
+
+    def decorate(reader):
+        @wraps(reader)
+        def read(**kwargs):
+            try:
+                return reader(**kwargs)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                ids = ", ".join(str(v) for v in kwargs.values())
+                raise GatewayError(f"Stripe's {what} {ids} is not as expected: {type(exc).__name__}: {exc}") from exc
+
+        return read
+
+    return decorate
+
+
 def _id_of(value) -> str | None:
     """An expandable field: an id, an expanded object, or nothing."""
     if isinstance(value, dict):
@@ -509,6 +354,7 @@ def _invoice_payment(params: dict) -> dict | None:
     return payments[0] if payments else None
 
 
+@_read("PaymentIntent")
 def payment_intent_state(*, payment_intent_id: str) -> PaymentIntentState:
     data = _as_dict(_call(client().v1.payment_intents.retrieve, payment_intent_id, {"expand": ["latest_charge"]}))
     status = data["status"]
@@ -537,6 +383,7 @@ def payment_intent_state(*, payment_intent_id: str) -> PaymentIntentState:
     )
 
 
+@_read("invoice")
 def invoice_state(*, invoice_id: str) -> InvoiceState:
     data = _as_dict(_call(client().v1.invoices.retrieve, invoice_id))
     subscription = _id_of(data.get("subscription"))
@@ -565,6 +412,7 @@ def invoice_state(*, invoice_id: str) -> InvoiceState:
     )
 
 
+@_read("charge")
 def charge_state(*, charge_id: str) -> ChargeState:
     data = _as_dict(_call(client().v1.charges.retrieve, charge_id))
     return ChargeState(
@@ -572,6 +420,7 @@ def charge_state(*, charge_id: str) -> ChargeState:
     )
 
 
+@_read("refunds of PaymentIntent")
 def refunds_of(*, payment_intent_id: str) -> list[RefundState]:
     """Every refund of a payment, oldest first."""
     api = client().v1.refunds
@@ -588,6 +437,7 @@ def refunds_of(*, payment_intent_id: str) -> list[RefundState]:
     return sorted(found.values(), key=lambda r: (r.created, r.id))
 
 
+@_read("subscription")
 def subscription_state(*, subscription_id: str) -> SubscriptionState:
     data = _as_dict(_call(client().v1.subscriptions.retrieve, subscription_id))
     items = (data.get("items") or {}).get("data") or []
@@ -603,6 +453,7 @@ def subscription_state(*, subscription_id: str) -> SubscriptionState:
     )
 
 
+@_read("customer")
 def customer_email(*, customer_id: str) -> str | None:
     """The email Stripe holds for a customer; None for a deleted customer or none given."""
     data = _as_dict(_call(client().v1.customers.retrieve, customer_id))

@@ -54,11 +54,22 @@ class HandlerError(Exception):
 
 
 # --- Reading an event ----------------------------------------------------------------------------
+# Intake (billing.webhooks) refuses events without these; a handler still checks, because a
+# row can be older than those checks, and a clear HandlerError beats a KeyError.
 def event_object_id(event: dict) -> str:
-    object_id = ((event.get("data") or {}).get("object") or {}).get("id")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    object_id = obj.get("id") if isinstance(obj, dict) else None
     if not isinstance(object_id, str) or not object_id:
         raise HandlerError(f"Event {event.get('id')} carries no object id.")
     return object_id
+
+
+def event_time(event: dict) -> datetime:
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise HandlerError(f"Event {event.get('id')} carries no creation time.")
+    return _time(created)
 
 
 def _time(timestamp: int) -> datetime:
@@ -113,12 +124,16 @@ def _trial_id(metadata: dict, *, customer: User | None = None, what: str) -> int
     raw = metadata.get(TRIAL_ID)
     if raw in (None, ""):
         return None
-    trials = Trial.objects.filter(pk=int(raw)) if str(raw).isdigit() else Trial.objects.none()
+    # ASCII digits of a bigint only: "²".isdigit() is true but int("²") raises, and a longer
+    # number cannot be a trial's id.
+    text = str(raw)
+    usable = text.isascii() and text.isdigit() and len(text) <= 18
+    trials = Trial.objects.filter(pk=int(text)) if usable else Trial.objects.none()
     if customer is not None:
         trials = trials.filter(customer=customer)
     if not trials.exists():
         raise HandlerError(f"{what} names the trial {raw}, which is not one of this customer's trials.")
-    return int(raw)
+    return int(text)
 
 
 def _recorded(
@@ -227,7 +242,7 @@ def payment_intent_writes(intent: gateway.PaymentIntentState, *, at: datetime) -
 
 def payment_intent_changed(event: dict) -> Writes | None:
     intent = gateway.payment_intent_state(payment_intent_id=event_object_id(event))
-    return payment_intent_writes(intent, at=_time(event["created"]))
+    return payment_intent_writes(intent, at=event_time(event))
 
 
 def invoice_changed(event: dict) -> Writes | None:
@@ -241,7 +256,7 @@ def charge_refunded(event: dict) -> Writes | None:
     if not charge.payment_intent_id:
         raise HandlerError(f"Charge {charge.id} has no PaymentIntent; charges made without one are not supported.")
     intent = gateway.payment_intent_state(payment_intent_id=charge.payment_intent_id)
-    return payment_intent_writes(intent, at=_time(event["created"]))
+    return payment_intent_writes(intent, at=event_time(event))
 
 
 # --- Subscriptions ---------------------------------------------------------------------------
@@ -257,7 +272,7 @@ def subscription_changed(event: dict) -> Writes:
     customer, remember = _customer(state.customer_id)
     product = _product(state.metadata, state.price_ids, what=what)
     trial_id = _trial_id(state.metadata, customer=customer, what=what)
-    at = _time(event["created"])
+    at = event_time(event)
     ended = state.canceled_at or state.ended_at
     values = {
         "status": state.status,

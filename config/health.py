@@ -1,7 +1,15 @@
-"""/healthz: is each part Foretaste depends on reachable right now?
+"""Two health endpoints, one for people and one for load balancers.
 
-It answers 200 with every check "ok", or 503 naming what is down. No check waits long: a load
-balancer polls this, and a hung dependency must show as down, not hang the probe."""
+``/healthz`` is the full report: is each part Foretaste depends on (the database, the broker,
+Stripe) reachable right now? It answers 200 with every check "ok", or 503 naming what is down.
+
+``/healthz/ready`` answers one question for a load balancer: can this web process serve pages?
+Only the database decides that. A Stripe or broker outage is the same for every web process, so
+failing readiness on it would take them all out of rotation at once and turn a degraded site
+(no new payments, webhooks stored and queued later) into no site at all. It makes no Stripe or
+broker call, so it stays fast when they hang.
+
+No check waits long: a hung dependency must show as down, not hang the probe."""
 
 import logging
 import time
@@ -39,14 +47,13 @@ def _stripe() -> None:
 
 
 CHECKS = {"database": _database, "broker": _broker, "stripe": _stripe}
+READY_CHECKS = {"database": _database}
 
 
-@never_cache
-@require_GET
-def healthz(request):
+def _report(checks: dict) -> JsonResponse:
     results = {}
     down = []
-    for name, check in CHECKS.items():
+    for name, check in checks.items():
         started = time.monotonic()
         try:
             check()
@@ -58,3 +65,15 @@ def healthz(request):
             results[name] = {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 1)}
     body = {"status": "ok" if not down else "down", "down": down, "checks": results}
     return JsonResponse(body, status=200 if not down else 503)
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return _report(CHECKS)
+
+
+@never_cache
+@require_GET
+def healthz_ready(request):
+    return _report(READY_CHECKS)

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 
 from billing.webhooks import stripe_webhook
-from config.health import healthz
+from config.health import healthz, healthz_ready
 
 urlpatterns = [
     path("", include("offers.urls")),
@@ -23,6 +23,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("healthz/ready", healthz_ready, name="healthz_ready"),
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
 ]
 

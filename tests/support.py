@@ -63,26 +63,6 @@ CARD_DECLINES_OFF_SESSION = "4000000000000341"
 CARD_NEEDS_3DS = "4000002760003184"
 
 
-def card_payment_method(number: str) -> str:
-    """Create a card payment method the way Stripe.js would in the browser; return its id."""
-    from billing import gateway
-
-    method = gateway.client().v1.payment_methods.create(
-        {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
-    )
-    return method.id
-
-
-def saved_card(*, customer_id: str, number: str, key: str) -> str:
-    """Save a card on a customer through a confirmed SetupIntent; return the payment method id."""
-    from billing import gateway
-
-    intent = gateway.setup_intent_start(customer_id=customer_id, idempotency_key=key)
-    confirmed = gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=card_payment_method(number))
-    assert confirmed.status == "succeeded", confirmed
-    return confirmed.payment_method_id
-
-
 @contextmanager
 def localstripe_as_stripe(**options):
     """Start localstripe on a free loopback port and point the gateway at it while it runs."""

@@ -24,7 +24,7 @@ from accounts.models import User
 from billing import gateway
 from billing.models import Purchase, StripeEvent, Subscription
 from tests import factories
-from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK, localstripe_as_stripe, saved_card
+from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK, localstripe_as_stripe
 from trials.models import Assignment, Trial
 
 WEBHOOK = "/stripe/webhook/"
@@ -162,32 +162,32 @@ def world_build(*, carla: User, oscar: User, marketer: User) -> World:
         )  # fmt: skip
 
     tag = uuid.uuid4().hex[:8]
-    carla_stripe = gateway.customer_get_or_create(our_id=f"{carla.pk}-{tag}", email=carla.email)
+    carla_stripe = customer_get_or_create(our_id=f"{carla.pk}-{tag}", email=carla.email)
     User.objects.filter(pk=carla.pk).update(stripe_customer_id=carla_stripe)
-    oscar_stripe = gateway.customer_get_or_create(our_id=f"{oscar.pk}-{tag}", email=oscar.email)
+    oscar_stripe = customer_get_or_create(our_id=f"{oscar.pk}-{tag}", email=oscar.email)
 
     carla_card = saved_card(customer_id=carla_stripe, number=CARD_OK, key=f"carla-{tag}")
-    payment = gateway.charge_off_session(
+    payment = charge_off_session(
         customer_id=carla_stripe, payment_method_id=carla_card, amount=2400, currency="EUR",
         idempotency_key=f"beans-{tag}", metadata={"product_sku": "beans"},
     ).payment_intent_id  # fmt: skip
-    subscription = gateway.subscription_create(
+    subscription = subscription_create(
         customer_id=carla_stripe, price_id="price_club", payment_method_id=carla_card, idempotency_key=f"club-{tag}"
     )
     api = gateway.client().v1
     renewal = api.invoices.create({"customer": carla_stripe, "subscription": subscription.id})
     api.invoices.pay(renewal.id)
-    refund = gateway.refund(payment_intent_id=payment, amount=400, idempotency_key=f"refund-{tag}")
+    refund = refund_payment(payment_intent_id=payment, amount=400, idempotency_key=f"refund-{tag}")
     # A second apart, so that the subscription's events have distinct times, as they would.
     time.sleep(1)
     api.subscriptions.update(subscription.id, {"metadata": {"note": "paused the club for a month"}})
     changed = stripe_object("subscriptions", subscription.id)
     changed_at = int(time.time())
     time.sleep(1)
-    gateway.subscription_cancel(subscription_id=subscription.id)
+    subscription_cancel(subscription_id=subscription.id)
 
     oscar_card = saved_card(customer_id=oscar_stripe, number=CARD_OK, key=f"oscar-{tag}")
-    trial_fee = gateway.charge_off_session(
+    trial_fee = charge_off_session(
         customer_id=oscar_stripe, payment_method_id=oscar_card, amount=100, currency="EUR",
         idempotency_key=f"fee-{tag}",
         metadata={"product_sku": "club", "foretaste_kind": "trial_fee", "trial_id": str(club_trial.pk)},
@@ -215,7 +215,7 @@ def world_build(*, carla: User, oscar: User, marketer: User) -> World:
 # --- Single payments, for the handler tests ------------------------------------------------------
 def stripe_customer_for(user: User, *, remember: bool = True) -> str:
     """A Stripe customer for ``user``; with ``remember``, we know its id (as after a claim)."""
-    stripe_id = gateway.customer_get_or_create(our_id=f"{user.pk}-{uuid.uuid4().hex[:8]}", email=user.email)
+    stripe_id = customer_get_or_create(our_id=f"{user.pk}-{uuid.uuid4().hex[:8]}", email=user.email)
     if remember:
         User.objects.filter(pk=user.pk).update(stripe_customer_id=stripe_id)
     return stripe_id
@@ -224,7 +224,7 @@ def stripe_customer_for(user: User, *, remember: bool = True) -> str:
 def paid_intent(stripe_customer: str, *, amount: int = 2400, card: str = CARD_OK, **metadata) -> str:
     """A one-off payment at Stripe; returns the PaymentIntent id (or, declined, None)."""
     method = saved_card(customer_id=stripe_customer, number=card, key=uuid.uuid4().hex)
-    return gateway.charge_off_session(
+    return charge_off_session(
         customer_id=stripe_customer, payment_method_id=method, amount=amount, currency="EUR",
         idempotency_key=uuid.uuid4().hex, metadata={k: str(v) for k, v in metadata.items()},
     ).payment_intent_id  # fmt: skip
@@ -236,3 +236,202 @@ def declined_intent(stripe_customer: str, *, amount: int = 2400, **metadata) -> 
     paid_intent(stripe_customer, amount=amount, card=CARD_DECLINES_OFF_SESSION, **metadata)
     intents = gateway.client().v1.payment_intents.list({"limit": 100}).auto_paging_iter()
     return next(i.id for i in intents if i.customer == stripe_customer and i.status == "requires_payment_method")
+
+
+# --- Writing at Stripe, as a customer, Stripe.js or the dashboard would ----------------------------
+# Foretaste itself only syncs the catalogue and reads payments back, so these live with the
+# tests (moved from billing/gateway.py, where only the tests called them). They speak to
+# localstripe through the gateway's client and return small values the tests compare.
+@dataclass(frozen=True)
+class SetupIntentResult:
+    id: str
+    client_secret: str
+    status: str
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """An off-session charge: ``succeeded``, ``requires_action`` (3-D Secure; see
+    ``client_secret``) or ``failed`` (declined; ``decline_code`` says why)."""
+
+    payment_intent_id: str | None
+    status: str
+    client_secret: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionResult:
+    id: str
+    status: str
+    latest_invoice_id: str | None
+    payment_intent_id: str | None
+    payment_intent_status: str | None
+
+
+def _key(key: str) -> dict:
+    return {"idempotency_key": f"test-{key}"}
+
+
+def customer_get_or_create(*, our_id: str, email: str, name: str = "") -> str:
+    """The Stripe customer for one of ours (found by our id in its metadata), created once."""
+    api = gateway.client().v1.customers
+    for customer in api.list({"email": email, "limit": 100}).data:
+        if (customer.to_dict().get("metadata") or {}).get("foretaste_id") == our_id:
+            return customer.id
+    params = {"email": email, "metadata": {"foretaste_id": our_id}}
+    if name:
+        params["name"] = name
+    return api.create(params, _key(f"customer-{our_id}")).id
+
+
+def _setup_result(intent) -> SetupIntentResult:
+    data = intent.to_dict()
+    payment_method = data.get("payment_method")
+    if isinstance(payment_method, dict):
+        payment_method = payment_method.get("id")
+    return SetupIntentResult(
+        id=data["id"], client_secret=data["client_secret"], status=data["status"], payment_method_id=payment_method
+    )
+
+
+def setup_intent_start(*, customer_id: str, idempotency_key: str) -> SetupIntentResult:
+    """Begin saving a card for off-session charges, as a card-required claim would."""
+    params = {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
+    return _setup_result(gateway.client().v1.setup_intents.create(params, _key(f"setup-{idempotency_key}")))
+
+
+def setup_intent_confirm(*, setup_intent_id: str, payment_method_id: str) -> SetupIntentResult:
+    """Confirm a SetupIntent with a card, as Stripe.js does in the browser."""
+    confirmed = gateway.client().v1.setup_intents.confirm(setup_intent_id, {"payment_method": payment_method_id})
+    return _setup_result(confirmed)
+
+
+def setup_intent_get(*, setup_intent_id: str) -> SetupIntentResult:
+    return _setup_result(gateway.client().v1.setup_intents.retrieve(setup_intent_id))
+
+
+def card_payment_method(number: str) -> str:
+    """Create a card payment method the way Stripe.js would in the browser; return its id."""
+    method = gateway.client().v1.payment_methods.create(
+        {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
+    return method.id
+
+
+def saved_card(*, customer_id: str, number: str, key: str) -> str:
+    """Save a card on a customer through a confirmed SetupIntent; return the payment method id."""
+    intent = setup_intent_start(customer_id=customer_id, idempotency_key=key)
+    confirmed = setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=card_payment_method(number))
+    assert confirmed.status == "succeeded", confirmed
+    return confirmed.payment_method_id
+
+
+def payment_method_attach(*, payment_method_id: str, customer_id: str) -> None:
+    gateway.client().v1.payment_methods.attach(payment_method_id, {"customer": customer_id})
+
+
+def card_fingerprint(*, payment_method_id: str) -> str:
+    """The card's fingerprint: the same number gives the same value for every customer."""
+    card = gateway.client().v1.payment_methods.retrieve(payment_method_id).to_dict().get("card") or {}
+    assert card.get("fingerprint"), f"payment method {payment_method_id} has no card fingerprint"
+    return card["fingerprint"]
+
+
+def _charge_result(intent) -> ChargeResult:
+    data = intent if isinstance(intent, dict) else intent.to_dict()
+    status = data["status"]
+    if status == "succeeded":
+        return ChargeResult(payment_intent_id=data["id"], status="succeeded")
+    if status in ("requires_action", "requires_confirmation"):
+        return ChargeResult(payment_intent_id=data["id"], status="requires_action", client_secret=data["client_secret"])
+    error = data.get("last_payment_error") or {}
+    return ChargeResult(
+        payment_intent_id=data["id"],
+        status="failed",
+        decline_code=error.get("decline_code") or error.get("code"),
+        message=error.get("message"),
+    )
+
+
+def charge_off_session(
+    *,
+    customer_id: str,
+    payment_method_id: str,
+    amount: int,
+    currency: str,
+    idempotency_key: str,
+    description: str = "",
+    metadata: dict[str, str] | None = None,
+) -> ChargeResult:
+    """Charge a saved card while the customer is away (``amount`` in minor units). A decline or
+    a 3-D Secure request is a result, not an exception."""
+    if amount <= 0:
+        raise ValueError("amount must be a positive number of minor units")
+    params = {
+        "amount": amount, "currency": currency.lower(), "customer": customer_id,
+        "payment_method": payment_method_id, "off_session": True, "confirm": True, "metadata": metadata or {},
+    }  # fmt: skip
+    if description:
+        params["description"] = description
+    try:
+        intent = gateway.client().v1.payment_intents.create(params, _key(f"charge-{idempotency_key}"))
+    except stripe.CardError as exc:
+        # Stripe reports an off-session decline as a CardError carrying the PaymentIntent.
+        intent = getattr(exc.error, "payment_intent", None) if exc.error else None
+        if intent is not None:
+            return _charge_result(intent)
+        return ChargeResult(payment_intent_id=None, status="failed", decline_code=exc.code, message=exc.user_message)
+    return _charge_result(intent)
+
+
+def payment_intent_get(*, payment_intent_id: str) -> ChargeResult:
+    return _charge_result(gateway.client().v1.payment_intents.retrieve(payment_intent_id))
+
+
+def refund_payment(*, payment_intent_id: str, amount: int, idempotency_key: str) -> str:
+    """Refund ``amount`` minor units of a payment, as an operator would in the dashboard.
+
+    The amount is always explicit: localstripe, unlike Stripe, refunds the whole original again
+    when no amount is given after a partial refund."""
+    params = {"payment_intent": payment_intent_id, "amount": amount}
+    return gateway.client().v1.refunds.create(params, _key(f"refund-{idempotency_key}")).id
+
+
+def subscription_create(
+    *, customer_id: str, price_id: str, payment_method_id: str, idempotency_key: str, metadata: dict | None = None
+) -> SubscriptionResult:
+    """Start a paid subscription now, charging the saved card for the first period."""
+    api = gateway.client().v1
+    # localstripe rejects the subscription-level ``default_payment_method`` and ``off_session``;
+    # making the card the customer's default for invoices works on both and has the same effect.
+    api.customers.update(customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}})
+    params = {
+        "customer": customer_id, "items": [{"plan": price_id}], "payment_behavior": "allow_incomplete",
+        "expand": ["latest_invoice.payment_intent"], "metadata": metadata or {},
+    }  # fmt: skip
+    data = api.subscriptions.create(params, _key(f"subscription-{idempotency_key}")).to_dict()
+    invoice = data.get("latest_invoice")
+    intent = invoice.get("payment_intent") if isinstance(invoice, dict) else None
+    if isinstance(intent, str):
+        intent = api.payment_intents.retrieve(intent).to_dict()
+    return SubscriptionResult(
+        id=data["id"],
+        status=data["status"],
+        latest_invoice_id=invoice.get("id") if isinstance(invoice, dict) else invoice,
+        payment_intent_id=intent.get("id") if intent else None,
+        payment_intent_status=intent.get("status") if intent else None,
+    )
+
+
+def subscription_cancel(*, subscription_id: str) -> str:
+    """Cancel a subscription now; returns its new status. Cancelling twice is harmless."""
+    api = gateway.client().v1.subscriptions
+    try:
+        return api.cancel(subscription_id).to_dict()["status"]
+    except stripe.StripeError:
+        if api.retrieve(subscription_id).status == "canceled":
+            return "canceled"
+        raise

@@ -11,15 +11,20 @@ from billing import gateway
 from billing.models import Purchase, StripeEvent, Subscription
 from tests import factories
 from tests.billing.stripe_world import (
+    SubscriptionResult,
     claimed_trial,
     declined_intent,
     event_for,
     paid_intent,
     post_event,
+    refund_payment,
+    saved_card,
     stripe_customer_for,
     stripe_object,
+    subscription_cancel,
+    subscription_create,
 )
-from tests.support import CARD_OK, saved_card
+from tests.support import CARD_OK
 from trials.models import Trial
 
 pytestmark = pytest.mark.django_db
@@ -55,10 +60,10 @@ def at(timestamp):
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-def subscribed(customer) -> gateway.SubscriptionResult:
+def subscribed(customer) -> SubscriptionResult:
     stripe_customer = stripe_customer_for(customer)
     card = saved_card(customer_id=stripe_customer, number=CARD_OK, key=f"club-{customer.pk}")
-    return gateway.subscription_create(
+    return subscription_create(
         customer_id=stripe_customer, price_id="price_club", payment_method_id=card, idempotency_key="club"
     )
 
@@ -140,7 +145,7 @@ def test_an_invoice_that_is_not_paid_yet_records_nothing(customer, club, deliver
     assert not Purchase.objects.exists()
 
 
-def subscription_customer(subscription: gateway.SubscriptionResult) -> str:
+def subscription_customer(subscription: SubscriptionResult) -> str:
     return stripe_object("subscriptions", subscription.id)["customer"]
 
 
@@ -149,8 +154,8 @@ def test_a_refund_that_arrives_before_its_payment_records_the_payment_first_then
     customer, beans, deliver
 ):
     intent = paid_intent(stripe_customer_for(customer), amount=2400, product_sku="beans")
-    first = gateway.refund(payment_intent_id=intent, amount=400, idempotency_key="first")
-    second = gateway.refund(payment_intent_id=intent, amount=600, idempotency_key="second")
+    first = refund_payment(payment_intent_id=intent, amount=400, idempotency_key="first")
+    second = refund_payment(payment_intent_id=intent, amount=600, idempotency_key="second")
     charge = stripe_object("payment_intents", intent)["latest_charge"]["id"]
 
     deliver(event_for("charge.refunded", stripe_object("charges", charge)))
@@ -221,6 +226,18 @@ def test_a_payment_naming_someone_elses_trial_fails(customer, outsider, marketer
     assert f"names the trial {trial.pk}, which is not one of this customer's trials" in event.error
 
 
+@pytest.mark.parametrize("trial_id", ["²", "1" * 40, "-3", "12abc"])
+def test_a_payment_naming_a_trial_id_that_is_not_a_number_fails_visibly(customer, beans, deliver, trial_id):
+    intent = paid_intent(stripe_customer_for(customer), product_sku="beans", trial_id=trial_id)
+
+    event = deliver(event_for("payment_intent.succeeded", stripe_object("payment_intents", intent)))
+
+    assert event.status == StripeEvent.Status.FAILED
+    assert event.error.startswith("HandlerError: ")
+    assert f"names the trial {trial_id}, which is not one of this customer's trials" in event.error
+    assert not Purchase.objects.exists()
+
+
 # --- Subscriptions -------------------------------------------------------------------------------
 def test_a_subscription_row_follows_stripe_and_an_older_event_never_moves_it_back(customer, club, deliver):
     subscription = subscribed(customer)
@@ -231,7 +248,7 @@ def test_a_subscription_row_follows_stripe_and_an_older_event_never_moves_it_bac
     row = Subscription.objects.get()
     assert (row.stripe_id, row.customer, row.product, row.status) == (subscription.id, customer, club, "active")
 
-    gateway.subscription_cancel(subscription_id=subscription.id)
+    subscription_cancel(subscription_id=subscription.id)
     deleted = stripe_object("subscriptions", subscription.id)
     deliver(event_for("customer.subscription.deleted", deleted, created=t + 20))
     deliver(event_for("customer.subscription.updated", {**created, "status": "past_due"}, created=t + 10))

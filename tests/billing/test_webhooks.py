@@ -15,13 +15,14 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.demo import user_ensure
-from billing import gateway, webhooks
+from billing import webhooks
 from billing.models import Purchase, StripeEvent, Subscription
 from billing.tasks import stripe_event_process_task, stripe_events_retry_task
 from config.celery import app
 from tests import factories
 from tests.billing.stripe_world import (
     WEBHOOK,
+    customer_get_or_create,
     event_for,
     paid_intent,
     post_event,
@@ -169,7 +170,7 @@ def test_two_deliveries_racing_store_one_event():
 def test_a_payment_from_a_customer_not_imported_yet_fails_visibly_and_succeeds_on_a_retry_once_they_are(
     beans, deliver, django_capture_on_commit_callbacks
 ):
-    dora_at_stripe = gateway.customer_get_or_create(our_id="shop-dora", email="dora.newcomer@example.com")
+    dora_at_stripe = customer_get_or_create(our_id="shop-dora", email="dora.newcomer@example.com")
     intent = paid_intent(dora_at_stripe, product_sku="beans")
     before = timezone.now()
 

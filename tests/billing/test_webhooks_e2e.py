@@ -21,11 +21,14 @@ from tests.billing.stripe_world import (
     ledger_rows,
     own_localstripe,
     paid_intent,
+    refund_payment,
+    saved_card,
     signature,
     stripe_customer_for,
     stripe_object,
+    subscription_create,
 )
-from tests.support import CARD_OK, saved_card
+from tests.support import CARD_OK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,12 +73,12 @@ def test_a_payment_a_subscription_with_its_renewal_and_a_refund_end_in_an_exact_
 
     payment = paid_intent(carla, amount=2400, product_sku="beans")
     card = saved_card(customer_id=carla, number=CARD_OK, key="club")
-    subscription = gateway.subscription_create(
+    subscription = subscription_create(
         customer_id=carla, price_id="price_club", payment_method_id=card, idempotency_key="club"
     )
     renewal = gateway.client().v1.invoices.create({"customer": carla, "subscription": subscription.id})
     gateway.client().v1.invoices.pay(renewal.id)
-    refund = gateway.refund(payment_intent_id=payment, amount=400, idempotency_key="sorry")
+    refund = refund_payment(payment_intent_id=payment, amount=400, idempotency_key="sorry")
     charge = stripe_object("payment_intents", payment)["latest_charge"]["id"]
     assert (
         post_to(f"{live_server.url}/stripe/webhook/", event_for("charge.refunded", stripe_object("charges", charge)))
