@@ -6,6 +6,7 @@ the limit is refused with a plain message before it is stored."""
 
 import csv
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,8 @@ from accounts.roles import MARKETER
 from billing import console_views
 from billing.imports import COLUMNS, jobs
 from billing.models import ImportJob
+from config.celery import app
+from tests.config.test_celery_worker import worker_queue  # noqa: F401 (a fixture)
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +256,42 @@ def test_on_postgresql_progress_is_recorded_while_the_import_runs(marketer):
     assert (job.progress, job.size) == (len(data), len(data))  # written from its own connection
     assert job.progress_at is not None
     assert User.objects.filter(external_id__startswith="c-").count() == 40_000
+
+
+@pytest.fixture
+def worker_shares_this_database(monkeypatch, settings, tmp_path):
+    """The worker started by worker_queue reads the test database and the test's MEDIA_ROOT."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    else:
+        url = f"sqlite:///{db['NAME']}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_imports_an_uploaded_file(worker_shares_this_database, worker_queue, marketer, monkeypatch):  # noqa: F811
+    queue, _mail, worker = worker_queue
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setitem(app.conf, "task_routes", {"billing.tasks.history_import_job_task": {"queue": queue}})
+
+    job = jobs.import_job_create(
+        kind="customers",
+        upload=SimpleUploadedFile("customers.csv", content("customers", *GOOD)),
+        file_name="customers.csv",
+        skip_invalid=False,
+        user=marketer,
+        at=timezone.now(),
+    )
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ImportJob.objects.get(pk=job.pk).status in ("queued", "running"):
+        assert worker.poll() is None, worker.stdout.read()
+        time.sleep(0.2)
+
+    job.refresh_from_db()
+    assert job.status == "done", f"the worker did not finish the import within 60 s ({job.status}: {job.error})"
+    assert job.result["counts"]["created"] == 2
+    assert User.objects.filter(external_id__in=["c-1", "c-2"]).count() == 2
