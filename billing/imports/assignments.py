@@ -6,7 +6,6 @@ trial like any other, which a purchase imported later converts."""
 from datetime import datetime
 from typing import NamedTuple
 
-from billing.imports import values
 from billing.imports.formats import OUTCOMES
 from billing.imports.importer import WithCustomers
 from billing.imports.writing import where_in
@@ -60,6 +59,7 @@ class Known(NamedTuple):
     content: Content
 
 
+ASSIGNED_MISSING = "Give the time the customer was assigned, with an offset."
 MOMENTS = (("assigned_at", True), ("claimed_at", False), ("trial_ends_at", False), ("converted_at", False))
 
 
@@ -77,16 +77,8 @@ class AssignmentsImporter(WithCustomers):
         """The four timestamps (None where empty), or None with the row marked bad."""
         ok, moments = True, []
         for (name, needed), text in zip(MOMENTS, texts, strict=True):
-            moment = None
-            if text:
-                moment = values.moment(text, at=self.at)
-                if isinstance(moment, str):
-                    ok = False
-                    self.bad(row, name, moment)
-                    moment = None
-            elif needed:
-                ok = False
-                self.bad(row, name, "Give the time the customer was assigned, with an offset.")
+            moment = self.moment(row, name, text, missing=ASSIGNED_MISSING if needed else "")
+            ok = ok and (moment is not None or not (text or needed))
             moments.append(moment)
         return moments if ok else None
 
@@ -179,33 +171,24 @@ class AssignmentsImporter(WithCustomers):
         accepted: dict[tuple[int, int], Record] = {}
         for record in parsed:
             key = (record.offer_id, record.customer_id)
-            earlier = accepted.get(key)
-            if earlier is not None:
-                if record.content.same_as(earlier.content):
-                    self.result.unchanged += 1
-                else:
-                    self._differs(record, earlier.row)
-                continue
-            known = existing.get(key)
-            if known is not None:
-                if record.content.same_as(known.content):
-                    self.result.unchanged += 1
-                else:
-                    self._differs(record, self.lines.get(known.pk), known.content)
+            earlier, known = accepted.get(key), existing.get(key)
+            if earlier is not None or known is not None:
+                other = (earlier or known).content
+                self.repeat(
+                    record.row,
+                    "customer_external_id",
+                    same=record.content.same_as(other),
+                    line=earlier.row if earlier else self.lines.get(known.pk),
+                    in_file=lambda where, record=record: (
+                        f"The customer “{record.customer}” is also assigned to {record.slug} on {where}, differently."
+                    ),
+                    before=f"The customer “{record.customer}” is already assigned to {record.slug}, differently "
+                    f"(arm {other.arm}, since {other.assigned_at:%Y-%m-%d %H:%M} UTC). An assignment never changes.",
+                )
                 continue
             accepted[key] = record
         if accepted:
             self._write(list(accepted.values()))
-
-    def _differs(self, record: Record, line: int | None, known: Content | None = None) -> None:
-        self.bad(
-            record.row,
-            "customer_external_id",
-            f"The customer “{record.customer}” is also assigned to {record.slug} on {self.where(line)}, differently."
-            if line is not None
-            else f"The customer “{record.customer}” is already assigned to {record.slug}, differently (arm "
-            f"{known.arm}, since {known.assigned_at:%Y-%m-%d %H:%M} UTC). An assignment never changes.",
-        )
 
     def _write(self, written: list[Record]) -> None:
         assignments = [

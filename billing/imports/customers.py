@@ -67,14 +67,10 @@ class CustomersImporter(Importer):
             except ValidationError:
                 ok = False
                 self.bad(row, "email", f"“{email}” is not an email address.")
-        moment = (
-            values.moment(created_at, at=self.at)
-            if created_at
-            else "Give the time the customer was created, with an offset."
+        moment = self.moment(
+            row, "created_at", created_at, missing="Give the time the customer was created, with an offset."
         )
-        if isinstance(moment, str):
-            ok = False
-            self.bad(row, "created_at", moment)
+        ok = ok and moment is not None
         country = country.upper()
         if country and country not in self.countries:
             ok = False
@@ -106,24 +102,21 @@ class CustomersImporter(Importer):
         attach: list[tuple[int, str, int]] = []  # (account, external id, line)
         for record in parsed:
             row, external_id, email, canonical = record.row, record.external_id, record.email, record.canonical
-            earlier = seen.get(external_id)
-            if earlier is not None:
-                if earlier.same_as(canonical, record.country):
-                    self.result.unchanged += 1
-                else:
-                    self.bad(
-                        row,
-                        "external_id",
-                        f"The customer “{external_id}” is also on {self.where(earlier.row)} with another "
-                        "email or country.",
-                    )
-                continue
-            known = by_external_id.get(external_id)
-            if known is not None:
-                if record.same_as(known.canonical, known.country):
-                    self.result.unchanged += 1
-                else:
-                    self.bad(row, "external_id", self._differs(external_id, known.pk))
+            earlier, known = seen.get(external_id), by_external_id.get(external_id)
+            if earlier is not None or known is not None:
+                self.repeat(
+                    row,
+                    "external_id",
+                    same=record.same_as(earlier.canonical, earlier.country)
+                    if earlier
+                    else record.same_as(known.canonical, known.country),
+                    line=earlier.row if earlier else self.lines.get(known.pk),
+                    in_file=lambda where, external_id=external_id: (
+                        f"The customer “{external_id}” is also on {where} with another email or country."
+                    ),
+                    before=f"The customer “{external_id}” was imported before with another email or country; an "
+                    "import does not change customers.",
+                )
                 continue
             other = seen_email.get(canonical)
             if other is not None:
@@ -157,15 +150,6 @@ class CustomersImporter(Importer):
         return (
             f"{self.where(line).capitalize()} has the same email for the customer “{external_id}”; "
             "one email is one customer."
-        )
-
-    def _differs(self, external_id: str, pk: int) -> str:
-        line = self.lines.get(pk)
-        if line is not None:
-            return f"The customer “{external_id}” is also on {self.where(line)} with another email or country."
-        return (
-            f"The customer “{external_id}” was imported before with another email or country; an import does "
-            "not change customers."
         )
 
     def _write(self, new: list[Customer], attach: list[tuple[int, str, int]]) -> None:

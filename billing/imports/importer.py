@@ -1,10 +1,11 @@
 """What every importer shares: rows taken in chunks, each chunk parsed row by row, then checked
 against the database and written at once, and the errors counted by row."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from accounts.models import User
+from billing.imports import values
 from billing.imports.formats import ImportResult, RowError
 from billing.imports.reading import Row
 from billing.imports.writing import Lines, Statistics
@@ -35,12 +36,12 @@ class Importer:
     def _chunk(self, chunk: list[Row]) -> None:
         self.result.rows += len(chunk)
         parsed = []
-        for number, values, problems in chunk:
+        for number, texts, problems in chunk:
             if problems:
                 for name, message in problems:
                     self.bad(number, name, message)
                 continue
-            record = self.parse(number, [value.strip() for value in values])
+            record = self.parse(number, [text.strip() for text in texts])
             if record is not None:
                 parsed.append(record)
         if parsed:
@@ -52,8 +53,32 @@ class Importer:
             self.result.invalid += 1
         errors.append(RowError(row, name, message))
 
+    def moment(self, row: int, name: str, text: str, *, missing: str = "") -> datetime | None:
+        """The column's timestamp (None when empty), or None with the row marked bad: when it
+        is not one, or when it is empty and ``missing`` (the message for that) is given."""
+        if not text:
+            if missing:
+                self.bad(row, name, missing)
+            return None
+        moment = values.moment(text, at=self.at)
+        if isinstance(moment, str):
+            self.bad(row, name, moment)
+            return None
+        return moment
+
     def where(self, row: int) -> str:
         return f"{self.place} {row}"
+
+    def repeat(
+        self, row: int, name: str, *, same: bool, line: int | None, in_file: Callable[[str], str], before: str = ""
+    ) -> None:
+        """A record whose key is there already: higher up in this file or in the database. The
+        same record again is unchanged; a different one is an error on ``name``, saying where the
+        other is: ``in_file(where)`` when a line of this file (``line``) wrote it, else ``before``."""
+        if same:
+            self.result.unchanged += 1
+        else:
+            self.bad(row, name, before if line is None else in_file(self.where(line)))
 
     def parse(self, row: int, values: list[str]):
         """The row's record (a NamedTuple of its parsed values), or None with the row marked bad."""

@@ -62,20 +62,9 @@ class NewPurchase(NamedTuple):
     refund_of_id: int | None
 
 
-WRITE_COLUMNS = (
-    "id",
-    "customer_id",
-    "product_id",
-    "kind",
-    "amount",
-    "currency",
-    "purchased_at",
-    "source",
-    "external_id",
-    "refund_of_id",
-    "trial_id",
-    "recorded_at",
-)
+# The ledger's columns that hold a purchase's Content (refund_of aside).
+CONTENT_COLUMNS = ("customer_id", "product_id", "kind", "amount", "currency", "purchased_at")
+WRITE_COLUMNS = ("id", *CONTENT_COLUMNS, "source", "external_id", "refund_of_id", "trial_id", "recorded_at")
 
 
 class PurchasesImporter(WithCustomers):
@@ -133,14 +122,10 @@ class PurchasesImporter(WithCustomers):
             elif minor > 0 and refund_of:
                 ok = False
                 self.bad(row, "amount", "A refund's amount is negative (the money going back), like -12.50.")
-        moment = (
-            values.moment(purchased_at, at=self.at)
-            if purchased_at
-            else "Give the time of the purchase, with an offset."
+        moment = self.moment(
+            row, "purchased_at", purchased_at, missing="Give the time of the purchase, with an offset."
         )
-        if isinstance(moment, str):
-            ok = False
-            self.bad(row, "purchased_at", moment)
+        ok = ok and moment is not None
         if refund_of:
             if len(refund_of) > MAX_EXTERNAL_ID or "\x00" in refund_of:
                 ok = False
@@ -156,15 +141,7 @@ class PurchasesImporter(WithCustomers):
     def _recorded(self, external_ids: Iterable[str]) -> dict[str, Recorded]:
         """Those of ``external_ids`` already in the ledger for this source."""
         recorded = Purchase.objects.filter(source=self.source).values_list(
-            "external_id",
-            "id",
-            "customer_id",
-            "product_id",
-            "kind",
-            "amount",
-            "currency",
-            "purchased_at",
-            "refund_of_id",
+            "external_id", "id", *CONTENT_COLUMNS, "refund_of_id"
         )
         found = {external_id: fields for external_id, *fields in where_in(recorded, "external_id", external_ids)}
         # Refunds are few: their originals' external ids by primary key, not by a join that the
@@ -204,38 +181,25 @@ class PurchasesImporter(WithCustomers):
         accepted: dict[str, Record] = {}  # the new rows of this chunk, by external id
         for record in parsed:
             row, external_id, content = record
-            earlier = accepted.get(external_id)
-            if earlier is not None:
-                if earlier.content == content:
-                    self.result.unchanged += 1
-                else:
-                    self.bad(
-                        row,
-                        "external_id",
-                        f"The purchase “{external_id}” is also on {self.where(earlier.row)} with different content.",
-                    )
-                continue
-            known = recorded.get(external_id)
-            if known is not None:
-                if known.content == content:
-                    self.result.unchanged += 1
-                else:
-                    self.bad(row, "external_id", self._differs(external_id, known.pk))
+            earlier, known = accepted.get(external_id), recorded.get(external_id)
+            if earlier is not None or known is not None:
+                self.repeat(
+                    row,
+                    "external_id",
+                    same=(earlier or known).content == content,
+                    line=earlier.row if earlier else self.lines.get(known.pk),
+                    in_file=lambda where, external_id=external_id: (
+                        f"The purchase “{external_id}” is also on {where} with different content."
+                    ),
+                    before=f"The purchase “{external_id}” was recorded before with different content. The ledger "
+                    "is append-only: record a change as a refund or a new purchase.",
+                )
                 continue
             if content.refund_of and not self._refund_fits(record, accepted, recorded, refunded):
                 continue
             accepted[external_id] = record
         if accepted:
             self._write(list(accepted.values()), recorded)
-
-    def _differs(self, external_id: str, pk: int) -> str:
-        line = self.lines.get(pk)
-        if line is not None:
-            return f"The purchase “{external_id}” is also on {self.where(line)} with different content."
-        return (
-            f"The purchase “{external_id}” was recorded before with different content. The ledger is "
-            "append-only: record a change as a refund or a new purchase."
-        )
 
     def _refund_fits(self, record: Record, accepted, recorded, refunded) -> bool:
         content = record.content

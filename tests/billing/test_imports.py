@@ -402,19 +402,7 @@ def test_an_external_id_may_hold_characters_that_copy_escapes(shop):
 
 # --- Trials the purchases convert ----------------------------------------------------------------
 def claimed_trial(*, customer, offer, claimed_at, status=Trial.Status.ACTIVE) -> Trial:
-    variant = offer.variants.get()
-    assignment = Assignment.objects.create(
-        offer=offer, customer=customer, variant=variant, arm=variant.name, assigned_at=claimed_at
-    )
-    return Trial.objects.create(
-        assignment=assignment,
-        offer=offer,
-        customer=customer,
-        variant=variant,
-        status=status,
-        claimed_at=claimed_at,
-        ends_at=claimed_at + timedelta(days=14),
-    )
+    return factories.trial(customer=customer, offer=offer, claimed_at=claimed_at, status=status)
 
 
 @pytest.fixture

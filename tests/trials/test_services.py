@@ -8,31 +8,17 @@ from itertools import pairwise
 import pytest
 from django.db import connection
 
+from accounts.models import User
 from tests import factories
 from tests.factories import NOW
 from trials import services
-from trials.models import Assignment, Trial, TrialEvent
+from trials.models import Trial, TrialEvent
 
 pytestmark = pytest.mark.django_db
 
 
 def claimed(offer, email: str, *, status=Trial.Status.ACTIVE) -> Trial:
-    from accounts.models import User
-
-    customer = User.objects.create_user(email=email)
-    variant = offer.variants.get()
-    assignment = Assignment.objects.create(
-        offer=offer, customer=customer, variant=variant, arm=variant.name, assigned_at=NOW
-    )
-    trial = Trial.objects.create(
-        assignment=assignment,
-        offer=offer,
-        customer=customer,
-        variant=variant,
-        status=status,
-        claimed_at=NOW,
-        ends_at=NOW + timedelta(days=14),
-    )
+    trial = factories.trial(customer=User.objects.create_user(email=email), offer=offer, status=status)
     TrialEvent.objects.create(trial=trial, at=NOW, to_status=status)
     return trial
 
@@ -101,27 +87,16 @@ def test_many_trials_convert_at_once_each_at_its_own_time_from_its_own_state(off
 
 
 def test_imported_trials_are_written_with_the_history_of_their_outcome(offer):
-    from accounts.models import User
-
-    trials = []
-    for index, status in enumerate(["active", "converted", "cancelled", "expired"]):
-        customer = User.objects.create_user(email=f"c{index}@example.com")
-        variant = offer.variants.get()
-        assignment = Assignment.objects.create(
-            offer=offer, customer=customer, variant=variant, arm=variant.name, assigned_at=NOW
+    trials = [
+        factories.trial(
+            customer=User.objects.create_user(email=f"c{index}@example.com"),
+            offer=offer,
+            status=status,
+            converted_at=NOW + timedelta(days=5) if status == "converted" else None,
+            save=False,
         )
-        trials.append(
-            Trial(
-                assignment=assignment,
-                offer=offer,
-                customer=customer,
-                variant=variant,
-                status=status,
-                claimed_at=NOW,
-                ends_at=NOW + timedelta(days=14),
-                converted_at=NOW + timedelta(days=5) if status == "converted" else None,
-            )
-        )
+        for index, status in enumerate(["active", "converted", "cancelled", "expired"])
+    ]
 
     services.trials_import(trials=trials)
 
