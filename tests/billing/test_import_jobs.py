@@ -22,7 +22,7 @@ from billing import console_views
 from billing.imports import COLUMNS, jobs
 from billing.models import ImportJob
 from config.celery import app
-from tests.config.test_celery_worker import worker_queue  # noqa: F401 (a fixture)
+from tests.config.test_celery_worker import worker_queue  # noqa: F401 (a fixture, used below)
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -270,10 +270,26 @@ def worker_shares_this_database(monkeypatch, settings, tmp_path):
     monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
 
 
+@pytest.fixture
+def fresh_router():
+    """Celery builds its router from task_routes once and keeps it: build it anew for a test that
+    routes a task to its worker's queue, and again afterwards, for the tests that come after."""
+
+    def forget():
+        app.amqp.__dict__.pop("router", None)
+        app.amqp._rtable = None
+
+    forget()
+    yield
+    forget()
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_imports_an_uploaded_file(worker_shares_this_database, worker_queue, marketer, monkeypatch):  # noqa: F811
-    queue, _mail, worker = worker_queue
+def test_a_real_worker_imports_an_uploaded_file(
+    worker_shares_this_database, fresh_router, marketer, monkeypatch, request
+):
+    queue, _mail, worker = request.getfixturevalue("worker_queue")  # started once the database is shared
     monkeypatch.setitem(app.conf, "task_always_eager", False)
     monkeypatch.setitem(app.conf, "task_routes", {"billing.tasks.history_import_job_task": {"queue": queue}})
 
