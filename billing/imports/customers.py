@@ -44,6 +44,14 @@ class Known(NamedTuple):
     country: str
 
 
+class Attach(NamedTuple):
+    """An account that existed without an external id, and the one it gets."""
+
+    pk: int
+    external_id: str
+    row: int
+
+
 class CustomersImporter(Importer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -99,7 +107,7 @@ class CustomersImporter(Importer):
         seen_email: dict[str, Customer] = {}  # canonical email → record, for this chunk
         attached_pks: set[int] = set()
         new: list[Customer] = []
-        attach: list[tuple[int, str, int]] = []  # (account, external id, line)
+        attach: list[Attach] = []
         for record in parsed:
             row, external_id, email, canonical = record.row, record.external_id, record.email, record.canonical
             earlier, known = seen.get(external_id), by_external_id.get(external_id)
@@ -126,7 +134,7 @@ class CustomersImporter(Importer):
             free = [pk for pk, account_id in accounts if account_id is None and pk not in attached_pks]
             if free:
                 attached_pks.add(free[0])
-                attach.append((free[0], external_id, row))
+                attach.append(Attach(free[0], external_id, row))
             elif accounts:
                 pk, account_external_id = accounts[0]
                 line = self.lines.get(pk)
@@ -152,7 +160,7 @@ class CustomersImporter(Importer):
             "one email is one customer."
         )
 
-    def _write(self, new: list[Customer], attach: list[tuple[int, str, int]]) -> None:
+    def _write(self, new: list[Customer], attach: list[Attach]) -> None:
         users = [
             User(
                 email=record.email,
@@ -170,11 +178,11 @@ class CustomersImporter(Importer):
             self.lines.add(user.pk, record.row)
         self.result.created += len(users)
         for part in batches(attach, 500):
-            changed = User.objects.filter(pk__in=[pk for pk, _, _ in part], external_id__isnull=True).update(
-                external_id=Case(*[When(pk=pk, then=Value(external_id)) for pk, external_id, _ in part])
+            changed = User.objects.filter(pk__in=[a.pk for a in part], external_id__isnull=True).update(
+                external_id=Case(*[When(pk=a.pk, then=Value(a.external_id)) for a in part])
             )
             if changed != len(part):
                 raise IntegrityError("an account was given an external id by someone else meanwhile")
-            for pk, _, row in part:
-                self.lines.add(pk, row)
+            for a in part:
+                self.lines.add(a.pk, a.row)
         self.result.attached += len(attach)

@@ -62,6 +62,21 @@ class NewPurchase(NamedTuple):
     refund_of_id: int | None
 
 
+class OpenTrial(NamedTuple):
+    """A trial a regular purchase of its offer's product may convert."""
+
+    pk: int
+    product_id: int
+    claimed_at: datetime
+
+
+class Conversion(NamedTuple):
+    """The earliest new regular purchase that converts a trial."""
+
+    at: datetime
+    purchase_id: int
+
+
 # The ledger's columns that hold a purchase's Content (refund_of aside).
 CONTENT_COLUMNS = ("customer_id", "product_id", "kind", "amount", "currency", "purchased_at")
 WRITE_COLUMNS = ("id", *CONTENT_COLUMNS, "source", "external_id", "refund_of_id", "trial_id", "recorded_at")
@@ -75,11 +90,10 @@ class PurchasesImporter(WithCustomers):
         self.currencies = values.Currencies()
         self.postgres = connection.vendor == "postgresql"
         self.next_id: int | None = None
-        # trial → (time, id) of the earliest new regular purchase that converts it
-        self.conversions: dict[int, tuple[datetime, int]] = {}
-        # customer → their open trials as (trial, product, claimed at), read once per import: a
-        # trial claimed meanwhile is claimed after these purchases of the past anyway.
-        self.open_trials: dict[int, tuple[tuple[int, int, datetime], ...]] = {}
+        self.conversions: dict[int, Conversion] = {}  # by trial
+        # Each customer's open trials, read once per import: a trial claimed meanwhile is claimed
+        # after these purchases of the past anyway.
+        self.open_trials: dict[int, tuple[OpenTrial, ...]] = {}
         self.copy = Copy(Purchase, WRITE_COLUMNS) if self.postgres else None
         if self.postgres:
             with connection.cursor() as cursor:
@@ -337,15 +351,15 @@ class PurchasesImporter(WithCustomers):
             "pk", "customer_id", "offer__product_id", "claimed_at"
         )
         for trial_id, customer_id, product_id, claimed_at in where_in(trials, "customer", unknown):
-            open_trials[customer_id] += ((trial_id, product_id, claimed_at),)
+            open_trials[customer_id] += (OpenTrial(trial_id, product_id, claimed_at),)
         conversions = self.conversions
         for row in regular:
             at = row.content.at
-            for trial_id, trial_product_id, claimed_at in open_trials.get(row.content.customer_id, ()):
-                if trial_product_id == row.content.product_id and claimed_at <= at:
-                    earliest = conversions.get(trial_id)
+            for trial in open_trials.get(row.content.customer_id, ()):
+                if trial.product_id == row.content.product_id and trial.claimed_at <= at:
+                    earliest = conversions.get(trial.pk)
                     if earliest is None or (at, row.pk) < earliest:
-                        conversions[trial_id] = (at, row.pk)
+                        conversions[trial.pk] = Conversion(at, row.pk)
 
     def finish(self) -> None:
         self._settle()
@@ -354,8 +368,8 @@ class PurchasesImporter(WithCustomers):
             # the trials still open).
             moved = trial_services.trials_convert(
                 moves=[
-                    trial_services.Move(trial_id, at, f"purchase {pk} (imported)")
-                    for trial_id, (at, pk) in self.conversions.items()
+                    trial_services.Move(trial_id, conversion.at, f"purchase {conversion.purchase_id} (imported)")
+                    for trial_id, conversion in self.conversions.items()
                 ]
             )
             self.result.converted = len(moved)
