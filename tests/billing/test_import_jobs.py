@@ -116,6 +116,17 @@ def test_a_refused_file_shows_its_errors_and_the_whole_list_downloads(
     assert not User.objects.filter(external_id__isnull=False).exists()
 
 
+def test_lines_are_counted_as_in_the_file_even_with_a_carriage_return_inside_quotes(
+    console, background, django_capture_on_commit_callbacks
+):
+    rows = ['c-1,ann@example.com,2024-01-01T00:00:00Z,"X\rY"', "c-2,bob@example.com,2024-01-01T00:00:00Z,XX"]
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(console, "customers", *rows)
+
+    job = ImportJob.objects.get()
+    assert [(row, field) for row, field, _ in job.result["errors"]] == [(2, "country"), (3, "country")]
+
+
 def test_the_page_polls_a_small_json_state_while_the_job_waits(console, background):
     upload(console, "customers", *GOOD)  # the commit never comes: the task is not run
     job = ImportJob.objects.get()
