@@ -1,13 +1,13 @@
-"""The operator's view of billing: Stripe events (with replay), and the ledger and
-subscriptions, read-only. The ledger is append-only, so nobody adds, edits or deletes a row here;
-a correction is a refund or an import."""
+"""The operator's view of billing: Stripe events (with replay), and the ledger, subscriptions and
+background imports, read-only. The ledger is append-only, so nobody adds, edits or deletes a row
+here; a correction is a refund or an import."""
 
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from billing import webhooks
-from billing.models import Purchase, StripeEvent, Subscription
+from billing.models import ImportJob, Purchase, StripeEvent, Subscription
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -119,3 +119,13 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("stripe_id", "customer__email")
     list_select_related = ("customer", "product")
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    """Console uploads imported in the background: who, what, how it went, and a failure's reason."""
+
+    list_display = ("pk", "kind", "file_name", "uploaded_by", "status", "attempts", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+    search_fields = ("file_name", "uploaded_by__email")
+    date_hierarchy = "created_at"

@@ -111,3 +111,47 @@ class Subscription(models.Model):
 
     def __str__(self):
         return f"{self.stripe_id} ({self.status})"
+
+
+class ImportJob(models.Model):
+    """A history file uploaded in the console, imported by a Celery task rather than in the
+    request, so that a large file is not cut off by the web server's timeout.
+
+        queued ──claim──▶ running ──▶ done (imported, or refused with its errors)
+                              └──────▶ failed (the import raised; nothing was written)
+
+    A claim is a conditional UPDATE with a lease as long as the task may run, so a task that
+    is delivered twice imports once, and a job whose worker died is taken again (or shown as
+    stopped) once its lease has run out. The import is one transaction: a run cut short has
+    written nothing. The uploaded file is deleted once the import has finished."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    kind = models.CharField(max_length=15)
+    skip_invalid = models.BooleanField(default=False)
+    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    file_name = models.CharField(max_length=255)
+    size = models.BigIntegerField()  # bytes
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="import_jobs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    progress = models.BigIntegerField(default=0)  # bytes read so far (PostgreSQL only; see import_job_run)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # The counts of billing.imports.ImportResult and its first errors; every error is in errors_file.
+    result = models.JSONField(null=True, blank=True)
+    errors_file = models.FileField(upload_to="imports/errors/%Y/%m/", blank=True)
+    error = models.TextField(blank=True)  # why a failed job failed
+
+    class Meta:
+        indexes = [models.Index(fields=["uploaded_by", "created_at"])]
+
+    def __str__(self):
+        return f"import {self.pk}: {self.kind} {self.file_name} ({self.status})"

@@ -29,3 +29,27 @@ def offer(*, actor=None, product_=None, variants=None, **values):
     values["product"] = product_ or product()
     specs = [VariantSpec(**v) if isinstance(v, dict) else v for v in variants] if variants else None
     return services.offer_create(actor=actor, values=values, variants=specs, at=NOW)
+
+
+def trial(*, customer, offer, claimed_at=NOW, status="active", save=True, **fields):
+    """A trial of the offer's first variant, claimed at ``claimed_at`` and lasting 14 days, with its
+    assignment; left unsaved with ``save=False`` (for services that write trials themselves)."""
+    from trials.models import Assignment, Trial
+
+    variant = offer.variants.order_by("pk").first()
+    assignment = Assignment.objects.create(
+        offer=offer, customer=customer, variant=variant, arm=variant.name, assigned_at=claimed_at
+    )
+    made = Trial(
+        assignment=assignment,
+        offer=offer,
+        customer=customer,
+        variant=variant,
+        status=status,
+        claimed_at=claimed_at,
+        ends_at=claimed_at + timedelta(days=14),
+        **fields,
+    )
+    if save:
+        made.save()
+    return made

@@ -3,14 +3,15 @@ time changes nothing, and every bad row is named with its line and a plain reaso
 written unless the marketer asked for the valid rows alone."""
 
 import io
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from billing import imports
-from billing.imports import COLUMNS, history_import_csv, history_import_records
+from billing.imports import COLUMNS, history_import_csv, history_import_records, importer, writing
 from billing.models import Purchase
 from offers import services
 from tests import factories
@@ -372,7 +373,7 @@ def test_with_skip_invalid_the_valid_rows_are_written_and_the_others_reported(sh
 
 
 def test_rows_are_checked_against_earlier_chunks_of_the_same_file(shop, monkeypatch):
-    monkeypatch.setattr(imports, "CHUNK", 2)
+    monkeypatch.setattr(importer, "CHUNK", 2)
 
     result = import_csv(
         "purchases",
@@ -401,19 +402,7 @@ def test_an_external_id_may_hold_characters_that_copy_escapes(shop):
 
 # --- Trials the purchases convert ----------------------------------------------------------------
 def claimed_trial(*, customer, offer, claimed_at, status=Trial.Status.ACTIVE) -> Trial:
-    variant = offer.variants.get()
-    assignment = Assignment.objects.create(
-        offer=offer, customer=customer, variant=variant, arm=variant.name, assigned_at=claimed_at
-    )
-    return Trial.objects.create(
-        assignment=assignment,
-        offer=offer,
-        customer=customer,
-        variant=variant,
-        status=status,
-        claimed_at=claimed_at,
-        ends_at=claimed_at + timedelta(days=14),
-    )
+    return factories.trial(customer=customer, offer=offer, claimed_at=claimed_at, status=status)
 
 
 @pytest.fixture
@@ -749,29 +738,68 @@ def test_json_that_is_not_a_list_is_refused():
 
 
 # --- Writing -------------------------------------------------------------------------------------
-def test_a_conflict_the_checks_could_not_see_refuses_the_whole_import(shop, monkeypatch):
-    import_csv("purchases", purchase("o-1"))
-    # As if another import had written o-1 between this one's check and its write.
-    monkeypatch.setattr(imports._Purchases, "_recorded", lambda self, external_ids: {})
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_conflict_the_checks_could_not_see_refuses_the_whole_import(shop):
+    """Another import writes o-1 and has not committed when this one checks its rows: this one
+    cannot see o-1, so its write waits on the unique index and then fails. The constraint holds,
+    and this import is refused as a whole."""
+    other_checked, other_commit = threading.Event(), threading.Event()
+    outcome = {}
 
-    result = import_csv("purchases", purchase("o-0"), purchase("o-1"), purchase("o-2"))
+    def other_import():
+        try:
+            with transaction.atomic():
+                outcome["other"] = import_csv("purchases", purchase("o-1"))
+                other_checked.set()
+                other_commit.wait()
+        finally:
+            other_checked.set()
+            connection.close()
 
+    def this_import():
+        try:
+            outcome["this"] = import_csv("purchases", purchase("o-0"), purchase("o-1"), purchase("o-2"))
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=other_import)
+    other.start()
+    other_checked.wait()
+    this = threading.Thread(target=this_import)
+    this.start()
+    _wait_until_a_session_waits_for_a_lock()
+    other_commit.set()
+    other.join()
+    this.join()
+
+    assert outcome["other"].created == 1
+    result = outcome["this"]
     assert result.refused
     assert errors_of(result) == [(None, "")]
     assert "Something else changed the same records" in result.errors[0].message
     assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-1"]
 
 
-def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fast_path(shop, beans, monkeypatch):
-    """COPY on PostgreSQL, bulk_create on SQLite; either way the same rows, after those there."""
-    paths = []
-    copy, bulk_create = imports._Purchases._copy, Purchase.objects.bulk_create
-    monkeypatch.setattr(imports._Purchases, "_copy", lambda self, rows: paths.append("copy") or copy(self, rows))
-    monkeypatch.setattr(
-        Purchase.objects,
-        "bulk_create",
-        lambda *args, **kwargs: paths.append("bulk_create") or bulk_create(*args, **kwargs),
-    )
+def _wait_until_a_session_waits_for_a_lock() -> None:
+    """Until another session of this database is blocked on a lock (PostgreSQL says so)."""
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.05)
+
+
+def _statements(queries, words: str) -> int:
+    return sum(1 for query in queries if query["sql"].startswith(words))
+
+
+def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fast_path(shop, beans):
+    """COPY on PostgreSQL, bulk INSERTs on SQLite; either way the same rows, after those there."""
     Purchase.objects.create(
         customer=shop["c-2"],
         product=beans,
@@ -783,9 +811,14 @@ def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fa
         external_id="pi_1",
     )
 
-    result = import_csv("purchases", purchase("o-1"), purchase("r-1", amount="-1.00", refund_of="o-1"))
+    with CaptureQueriesContext(connection) as queries:
+        result = import_csv("purchases", purchase("o-1"), purchase("r-1", amount="-1.00", refund_of="o-1"))
 
-    assert paths == (["copy"] if connection.vendor == "postgresql" else ["bulk_create"])
+    copies, inserts = (
+        _statements(queries, 'COPY "billing_purchase"'),
+        _statements(queries, 'INSERT INTO "billing_purchase"'),
+    )
+    assert (copies, inserts) == ((1, 0) if connection.vendor == "postgresql" else (0, 1))
     assert result.created == 2
     ids = list(Purchase.objects.order_by("pk").values_list("external_id", flat=True))
     assert ids == ["pi_1", "o-1", "r-1"]  # after the rows already there
@@ -794,25 +827,22 @@ def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fa
 
 @pytest.mark.postgres
 def test_on_postgresql_purchases_are_written_with_copy_and_stay_consistent(shop, sampler, monkeypatch):
-    monkeypatch.setattr(imports, "CHUNK", 3)
-    monkeypatch.setattr(imports, "ANALYZE_AFTER", 4)
-    copies, analyzed = [], []
-    copy, wrote = imports._Purchases._copy, imports._Importer.wrote
-    monkeypatch.setattr(imports._Purchases, "_copy", lambda self, rows: copies.append(len(rows)) or copy(self, rows))
-    monkeypatch.setattr(imports._Importer, "wrote", lambda self, model, n: analyzed.append(n) or wrote(self, model, n))
-    monkeypatch.setattr(
-        Purchase.objects, "bulk_create", lambda *args, **kwargs: pytest.fail("bulk_create on PostgreSQL")
-    )
+    monkeypatch.setattr(importer, "CHUNK", 3)
+    monkeypatch.setattr(writing, "ANALYZE_AFTER", 4)
     trial = claimed_trial(customer=shop["c-1"], offer=sampler, claimed_at=NOW)
     rows = [purchase(f"o-{i}", at=f"2026-06-0{2 + i % 7}T09:00:00Z") for i in range(8)]
     rows.append(purchase("r-1", amount="-24.00", refund_of="o-7", at="2026-06-09T12:00:00Z"))
 
-    result = import_csv("purchases", *rows)
+    with CaptureQueriesContext(connection) as queries:
+        result = import_csv("purchases", *rows)
 
     assert connection.vendor == "postgresql"
     assert (result.created, result.converted) == (9, 1)
-    assert copies == [3, 3, 3]
-    assert sum(analyzed) == 9
+    assert _statements(queries, 'COPY "billing_purchase"') == 3  # one per chunk of 3
+    assert _statements(queries, 'INSERT INTO "billing_purchase"') == 0
+    # The planner's statistics are refreshed once the import has written ANALYZE_AFTER rows
+    # (after the second chunk), and not again until the table has doubled.
+    assert _statements(queries, 'ANALYZE "billing_purchase"') == 1
     ids = list(Purchase.objects.order_by("pk").values_list("external_id", flat=True))
     assert ids == [f"o-{i}" for i in range(8)] + ["r-1"]  # in the file's order
     trial.refresh_from_db()
