@@ -17,9 +17,10 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from billing.imports import ASSIGNMENTS, CUSTOMERS, OUTCOMES, PURCHASES, ImportResult, history_import_records
-from offers.api import ApiView
+from config.api import ApiView, LargeJSONBodyParser
 
 MAX_RECORDS = 100_000
+MAX_BODY_BYTES = 100 * 1024 * 1024
 TIMESTAMP = "ISO 8601 with an offset, like 2026-06-01T09:00:00+02:00."
 
 
@@ -81,7 +82,8 @@ class ImportSummarySerializer(serializers.Serializer):
 
 
 class ImportErrorsDetailSerializer(serializers.Serializer):
-    non_field_errors = serializers.ListField(child=serializers.CharField())
+    # Not required: an error about one parameter (skip_invalid) is filed under its name.
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
     rows = RowErrorSerializer(many=True, required=False)
 
 
@@ -106,11 +108,13 @@ RESPONSES = {
     400: _errors("Not a JSON list, or invalid records (each one named, with its index); nothing was written."),
     401: _errors("No key, or a key that is not valid."),
     403: _errors("Only marketers and staff may import."),
+    413: _errors(f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."),
+    415: _errors("The body is not JSON (send Content-Type: application/json)."),
 }
 DESCRIPTION = (
     "A JSON list of records with the columns of {file} as keys; every value a string (null or a missing key is "
     "empty). Idempotent: the same record again changes nothing, and the same {key} with other content is an "
-    "error. All or nothing unless skip_invalid=true. At most {limit:,} records per request; use "
+    "error. All or nothing unless skip_invalid=true. At most {limit:,} records and {size} MB per request; use "
     "`manage.py import_history` for bigger files."
 )
 
@@ -141,6 +145,10 @@ def _summary(result: ImportResult) -> dict:
 
 class _ImportView(ApiView):
     kind = ""
+    # MAX_RECORDS records are far more than Django's DATA_UPLOAD_MAX_MEMORY_SIZE: these views
+    # read the body with their own cap (about 1 kB a record), and answer 413 beyond it.
+    parser_classes = [LargeJSONBodyParser]
+    max_body_bytes = MAX_BODY_BYTES
 
     def post(self, request):
         skip_invalid = _skip_invalid(request)
@@ -173,7 +181,9 @@ def _schema(*, kind: str, record, key: str, summary: str, example: dict):
         operation_id=f"{kind}_import",
         tags=["imports"],
         summary=summary,
-        description=DESCRIPTION.format(file=f"{kind}.csv", key=key, limit=MAX_RECORDS),
+        description=DESCRIPTION.format(
+            file=f"{kind}.csv", key=key, limit=MAX_RECORDS, size=MAX_BODY_BYTES // (1024 * 1024)
+        ),
         parameters=[SKIP_INVALID],
         request=record(many=True),
         responses=RESPONSES,
