@@ -17,7 +17,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from billing.imports import ASSIGNMENTS, CUSTOMERS, OUTCOMES, PURCHASES, ImportResult, history_import_records
-from config.api import ApiView, LargeJSONBodyParser
+from config.api import ApiView
+from config.api_parsers import LargeJSONBodyParser
 
 MAX_RECORDS = 100_000
 MAX_BODY_BYTES = 100 * 1024 * 1024

@@ -1,14 +1,13 @@
-"""What every JSON API view shares: the base view, the JSON parsers, the shape of errors, and the
+"""What every JSON API view shares: the base view, the shape of errors, and the
 fields for money and moments.
 
 Every error the API gives is ``{"errors": {"<field>": ["message", ...]}}``; messages that belong
-to no one field are under ``non_field_errors``. The parser and the handler are DRF's defaults in
+to no one field are under ``non_field_errors``. The parser (config/api_parsers.py, apart because DRF's
+APIView imports it while this module imports APIView) and the handler are DRF's defaults in
 config/settings.py; a path under /api/v1/ that matches no route answers the same way
 (``api_not_found``, routed in config/urls.py).
 """
 
-import codecs
-import json
 import re
 from datetime import UTC
 
@@ -17,72 +16,14 @@ from django.http import JsonResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
 
 from accounts.api import RolePermission
+from config.api_parsers import BodyTooLarge
 from offers.money import AMOUNT_PATTERN, MoneyError, currency_check, to_major, to_minor
 
 NOT_FOUND = "There is nothing at this address of the API; see /api/v1/openapi.json for the routes."
-
-
-# --- Parsing -----------------------------------------------------------------------------------
-def _json_problem(exc: Exception) -> exceptions.ParseError:
-    if isinstance(exc, RecursionError):
-        return exceptions.ParseError("The body is nested too deeply to be read as JSON.")
-    reason = str(getattr(exc, "detail", exc)).removeprefix("JSON parse error - ")
-    return exceptions.ParseError(f"The body is not valid JSON: {reason}.")
-
-
-class JSONBodyParser(JSONParser):
-    """DRF's JSON parser, with a plain message, and a 400 instead of a 500 for a body nested
-    too deeply for Python's parser. (An unknown charset falls back to UTF-8 in Django.)"""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except (exceptions.ParseError, RecursionError) as exc:
-            raise _json_problem(exc) from None
-
-
-# Imported only now: DRF's APIView reads DEFAULT_PARSER_CLASSES (JSONBodyParser, above) from this
-# module while it is being imported.
-from rest_framework.views import APIView, exception_handler  # noqa: E402
-
-
-class BodyTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The body is too large."
-
-
-def _not_a_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-class LargeJSONBodyParser(BaseParser):
-    """JSON for the import endpoints, whose documented limit (records per request) is far above
-    Django's DATA_UPLOAD_MAX_MEMORY_SIZE. Not a JSONParser subclass on purpose: DRF reads
-    ``request.body`` for those, which enforces Django's limit; this reads the stream itself, up
-    to its own ``max_bytes``, and answers 413 in the API's shape beyond it."""
-
-    media_type = "application/json"
-    max_bytes = 10 * 1024 * 1024  # a view may set max_body_bytes
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        context = parser_context or {}
-        limit = getattr(context.get("view"), "max_body_bytes", None) or self.max_bytes
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise BodyTooLarge(f"Send at most {limit // (1024 * 1024)} MB in one request.")
-        encoding = context.get("encoding") or "utf-8"
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            encoding = "utf-8"
-        try:
-            return json.loads(raw.decode(encoding), parse_constant=_not_a_constant)
-        except (ValueError, RecursionError) as exc:
-            raise _json_problem(exc) from None
 
 
 # --- Errors ------------------------------------------------------------------------------------
