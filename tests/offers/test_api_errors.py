@@ -153,3 +153,39 @@ def test_an_import_body_in_an_unknown_charset_is_read_as_utf8(marketer):
     response = api_as(marketer).post("/api/v1/customers", data=body, content_type="application/json; charset=nope")
 
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not an object",
+        {"external_id": 5, "email": "a@example.com", "created_at": "2024-03-01T10:00:00+01:00"},
+        {"external_id": "C-9", "email": ["a@example.com"], "created_at": "2024-03-01T10:00:00+01:00"},
+    ],
+)
+def test_with_skip_invalid_a_record_not_shaped_as_documented_refuses_the_request(marketer, record):
+    """skip_invalid leaves out records whose values break the rules; a record that is not what
+    the OpenAPI document describes is the client's bug, so the whole request is refused."""
+    from accounts.models import User
+
+    before = User.objects.count()
+
+    response = api_as(marketer).post(
+        "/api/v1/customers?skip_invalid=true", data=json.dumps([*customers(1), record]), content_type="application/json"
+    )
+
+    errors = assert_error_shape(response, 400)
+    assert "not shaped as documented" in errors["non_field_errors"][0]
+    assert [row["row"] for row in errors["rows"]] == [1]
+    assert User.objects.count() == before
+
+
+def test_with_skip_invalid_a_missing_key_is_empty_and_left_out_as_documented(marketer):
+    response = api_as(marketer).post(
+        "/api/v1/customers?skip_invalid=true",
+        data=json.dumps([*customers(1), {"external_id": "C-9"}]),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 201
+    assert (response.json()["created"], response.json()["invalid"]) == (1, 1)
