@@ -250,3 +250,28 @@ def test_a_date_outside_the_accepted_range_is_refused_on_its_field(marketer, fie
 
     assert "are not accepted" in " ".join(refused.value.message_dict[field])
     assert not Offer.objects.exists()
+
+
+# --- The unique constraints speak the pre-checks' words ------------------------------------------
+def test_a_taken_sku_or_slug_that_passed_the_check_is_the_checks_field_error(marketer, monkeypatch):
+    """What the loser of a race sees (tests/offers/test_races.py races them on PostgreSQL): the
+    check saw nothing, the constraint refused; on either database, the same field error."""
+    from offers import validation
+
+    offer = factories.offer(actor=marketer)
+    monkeypatch.setattr(services, "product_problems", lambda **kwargs: validation.Problems())
+    monkeypatch.setattr(services, "offer_problems", lambda **kwargs: validation.Problems())
+    values = {name: getattr(offer, name) for name in validation.OFFER_FIELDS}
+
+    with pytest.raises(ValidationError) as sku:
+        services.product_create(sku="beans-1kg", name="Beans", price_amount=100, currency="EUR")
+    with pytest.raises(ValidationError) as slug:
+        services.offer_create(actor=marketer, values=values, at=NOW)
+    with pytest.raises(ValidationError) as variant:
+        services.offer_update(offer=offer, actor=marketer, values={}, variants=[VariantSpec("a"), VariantSpec("a")])
+
+    assert sku.value.message_dict == {"sku": [validation.sku_taken("beans-1kg")]}
+    assert slug.value.message_dict == {"slug": [validation.slug_taken("coffee-sampler")]}
+    assert variant.value.message_dict == {"variants": [validation.VARIANT_NAME_TWICE]}
+    assert Offer.objects.count() == 1
+    assert [v.name for v in offer.variants.all()] == ["default"]
