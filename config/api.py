@@ -11,6 +11,7 @@ config/settings.py; a path under /api/v1/ that matches no route answers the same
 import re
 from datetime import UTC
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.utils.dateparse import parse_datetime
@@ -46,7 +47,8 @@ def api_exception_handler(exc, context):
     """DRF's handler, with every error reshaped to ``{"errors": {field: [messages]}}``."""
     if isinstance(exc, RequestDataTooBig):
         # Django's own limit on a body read in one piece: its HTML 400 is not the API's answer.
-        exc = BodyTooLarge("The body is too large for this endpoint.")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+        exc = BodyTooLarge(f"The body is too large: this endpoint takes at most {limit:g} MB.")
     response = exception_handler(exc, context)
     if response is None:
         return None
