@@ -12,54 +12,56 @@ was there already, with the counts and, with ``?skip_invalid=true``, the records
 from dataclasses import asdict
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from billing.imports import ASSIGNMENTS, CUSTOMERS, OUTCOMES, PURCHASES, ImportResult, history_import_records
-from offers.api import ApiView
+from billing.imports import ASSIGNMENTS, COLUMNS, CUSTOMERS, OUTCOMES, PURCHASES, ImportResult, history_import_records
+from config.api import ApiView
+from config.api_parsers import LargeJSONBodyParser
 
 MAX_RECORDS = 100_000
+MAX_BODY_BYTES = 100 * 1024 * 1024
 TIMESTAMP = "ISO 8601 with an offset, like 2026-06-01T09:00:00+02:00."
 
 
 # --- The records, for the OpenAPI document (the checks themselves are billing.imports') -------
-@extend_schema_field({"type": "string", "enum": [*OUTCOMES, ""], "nullable": True})
-class OutcomeField(serializers.CharField):
-    pass
+def _text(help_text: str = ""):
+    """Every key of a record may be missing or null (both mean empty), as the CSV's cells may be
+    empty; whether a value may be empty is a rule of billing.imports, reported on its row. The
+    words of those rules (an enum of outcomes, say) are in the help text, not the schema: with
+    skip_invalid=true a record that breaks them is left out and reported, not refused."""
+    return serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text=help_text or None)
 
 
 class CustomerRecordSerializer(serializers.Serializer):
-    external_id = serializers.CharField(help_text="The customer's id in your system; the import is idempotent by it.")
-    email = serializers.CharField(help_text="An existing account with this email (case, Gmail dots aside) is used.")
-    created_at = serializers.CharField(help_text=f"When the customer was created: {TIMESTAMP}")
-    country = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="ISO 3166-1 alpha-2.")
+    external_id = _text("The customer's id in your system; the import is idempotent by it.")
+    email = _text("An existing account with this email (case, Gmail dots aside) is used.")
+    created_at = _text(f"When the customer was created: {TIMESTAMP}")
+    country = _text("ISO 3166-1 alpha-2, or empty.")
 
 
 class PurchaseRecordSerializer(serializers.Serializer):
-    external_id = serializers.CharField(help_text="The purchase's id in your system; unique per source.")
-    customer_external_id = serializers.CharField(help_text="An imported customer's external_id.")
-    product_sku = serializers.CharField()
+    external_id = _text("The purchase's id in your system; unique per source.")
+    customer_external_id = _text("An imported customer's external_id.")
+    product_sku = _text()
     # Not an enum in the document: "kind" names the offers' kinds there already.
-    kind = serializers.CharField(help_text="regular, trial_fee or sample.")
-    amount = serializers.CharField(help_text="Decimal string in major units, like “12.50”; negative for a refund.")
-    currency = serializers.CharField(help_text="ISO 4217, like EUR.")
-    purchased_at = serializers.CharField(help_text=TIMESTAMP)
-    refund_of = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True,
-        help_text="For a refund, the external_id of the purchase it refunds (sent through the API, earlier).",
-    )  # fmt: skip
+    kind = _text("regular, trial_fee or sample.")
+    amount = _text("Decimal string in major units, like “12.50”; negative for a refund.")
+    currency = _text("ISO 4217, like EUR.")
+    purchased_at = _text(TIMESTAMP)
+    refund_of = _text("For a refund, the external_id of the purchase it refunds (sent through the API, earlier).")
 
 
 class AssignmentRecordSerializer(serializers.Serializer):
-    customer_external_id = serializers.CharField()
-    offer_slug = serializers.CharField(help_text="An offer of any status, ended ones included.")
-    arm = serializers.CharField(help_text="A variant's name, or holdout.")
-    assigned_at = serializers.CharField(help_text=TIMESTAMP)
-    claimed_at = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Empty if not.")
-    trial_ends_at = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    outcome = OutcomeField(required=False, allow_null=True, allow_blank=True, help_text="For a claimed trial.")
-    converted_at = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    customer_external_id = _text()
+    offer_slug = _text("An offer of any status, ended ones included.")
+    arm = _text("A variant's name, or holdout.")
+    assigned_at = _text(TIMESTAMP)
+    claimed_at = _text("Empty if not.")
+    trial_ends_at = _text()
+    outcome = _text(f"For a claimed trial: {', '.join(OUTCOMES)}.")
+    converted_at = _text()
 
 
 class RowErrorSerializer(serializers.Serializer):
@@ -81,7 +83,8 @@ class ImportSummarySerializer(serializers.Serializer):
 
 
 class ImportErrorsDetailSerializer(serializers.Serializer):
-    non_field_errors = serializers.ListField(child=serializers.CharField())
+    # Not required: an error about one parameter (skip_invalid) is filed under its name.
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
     rows = RowErrorSerializer(many=True, required=False)
 
 
@@ -106,11 +109,13 @@ RESPONSES = {
     400: _errors("Not a JSON list, or invalid records (each one named, with its index); nothing was written."),
     401: _errors("No key, or a key that is not valid."),
     403: _errors("Only marketers and staff may import."),
+    413: _errors(f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."),
+    415: _errors("The body is not JSON (send Content-Type: application/json)."),
 }
 DESCRIPTION = (
     "A JSON list of records with the columns of {file} as keys; every value a string (null or a missing key is "
     "empty). Idempotent: the same record again changes nothing, and the same {key} with other content is an "
-    "error. All or nothing unless skip_invalid=true. At most {limit:,} records per request; use "
+    "error. All or nothing unless skip_invalid=true. At most {limit:,} records and {size} MB per request; use "
     "`manage.py import_history` for bigger files."
 )
 
@@ -123,6 +128,30 @@ def _skip_invalid(request) -> bool:
     if value in ("true", "1", "yes"):
         return True
     raise exceptions.ValidationError({"skip_invalid": ["Use true or false."]})
+
+
+MALFORMED = "{count} records are not shaped as documented (a JSON object of strings or nulls), so nothing was written."
+
+
+def _malformed(records: list, columns: tuple[str, ...]) -> list[dict]:
+    """Where the records are not what the document describes: not an object, or a value that
+    is neither a string nor null. (A missing key is documented as empty; values are checked by
+    billing.imports.)"""
+    rows = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            rows.append(
+                {
+                    "row": index,
+                    "field": "",
+                    "message": f"Each record is a JSON object with the keys {', '.join(columns)}.",
+                }
+            )
+            continue
+        for name in columns:
+            if record.get(name) is not None and not isinstance(record[name], str):
+                rows.append({"row": index, "field": name, "message": "Give this as a string (or null for empty)."})
+    return rows
 
 
 def _summary(result: ImportResult) -> dict:
@@ -141,6 +170,10 @@ def _summary(result: ImportResult) -> dict:
 
 class _ImportView(ApiView):
     kind = ""
+    # MAX_RECORDS records are far more than Django's DATA_UPLOAD_MAX_MEMORY_SIZE: these views
+    # read the body with their own cap (about 1 kB a record), and answer 413 beyond it.
+    parser_classes = [LargeJSONBodyParser]
+    max_body_bytes = MAX_BODY_BYTES
 
     def post(self, request):
         skip_invalid = _skip_invalid(request)
@@ -152,6 +185,15 @@ class _ImportView(ApiView):
         if len(records) > MAX_RECORDS:
             raise exceptions.ValidationError(
                 {"non_field_errors": [f"Send at most {MAX_RECORDS:,} records at once; this list has {len(records):,}."]}
+            )
+        malformed = _malformed(records, COLUMNS[self.kind]) if skip_invalid else []
+        if malformed:
+            # Not what the OpenAPI document describes: a client's bug, refused even with
+            # skip_invalid (which leaves out records whose values break the rules). Without
+            # skip_invalid the import itself reports these with every other bad record.
+            return Response(
+                {"errors": {"non_field_errors": [MALFORMED.format(count=len(malformed))], "rows": malformed}},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         result = history_import_records(kind=self.kind, records=records, source="api", skip_invalid=skip_invalid)
         if result.refused:
@@ -173,7 +215,9 @@ def _schema(*, kind: str, record, key: str, summary: str, example: dict):
         operation_id=f"{kind}_import",
         tags=["imports"],
         summary=summary,
-        description=DESCRIPTION.format(file=f"{kind}.csv", key=key, limit=MAX_RECORDS),
+        description=DESCRIPTION.format(
+            file=f"{kind}.csv", key=key, limit=MAX_RECORDS, size=MAX_BODY_BYTES // (1024 * 1024)
+        ),
         parameters=[SKIP_INVALID],
         request=record(many=True),
         responses=RESPONSES,

@@ -4,14 +4,14 @@ paths are a public contract (DESIGN.md)."""
 from django.urls import path
 
 from billing import api as billing_api
-from offers import api as offers_api
+from offers import api_offers, api_products
 
 urlpatterns: list = [
-    path("products", offers_api.ProductListView.as_view(), name="api_products"),
-    path("products/<slug:sku>", offers_api.ProductDetailView.as_view(), name="api_product"),
-    path("offers", offers_api.OfferListView.as_view(), name="api_offers"),
-    path("offers/<slug:slug>", offers_api.OfferDetailView.as_view(), name="api_offer"),
-    path("offers/<slug:slug>/launch", offers_api.OfferLaunchView.as_view(), name="api_offer_launch"),
+    path("products", api_products.ProductListView.as_view(), name="api_products"),
+    path("products/<slug:sku>", api_products.ProductDetailView.as_view(), name="api_product"),
+    path("offers", api_offers.OfferListView.as_view(), name="api_offers"),
+    path("offers/<slug:slug>", api_offers.OfferDetailView.as_view(), name="api_offer"),
+    path("offers/<slug:slug>/launch", api_offers.OfferLaunchView.as_view(), name="api_offer_launch"),
     path("customers", billing_api.CustomerImportView.as_view(), name="api_customers"),
     path("purchases", billing_api.PurchaseImportView.as_view(), name="api_purchases"),
     path("assignments", billing_api.AssignmentImportView.as_view(), name="api_assignments"),

@@ -339,7 +339,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.JSONBodyParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONBodyParser"],
     "EXCEPTION_HANDLER": "config.api.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 
 from billing.webhooks import stripe_webhook
+from config.api import api_not_found
 from config.health import healthz, healthz_ready
 
 urlpatterns = [
@@ -19,6 +20,8 @@ urlpatterns = [
         name="openapi",
     ),
     path("api/v1/", include("config.api_urls")),
+    # Anything else under the API answers the API's JSON 404, not the site's HTML page.
+    re_path(r"^api/v1(?:/|$)", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
@@ -149,7 +149,7 @@ def _offer_error_summary(form: OfferForm, variants, planning_context: dict) -> l
 @managers
 @require_http_methods(["GET", "POST"])
 def offer_new(request):
-    if not Product.objects.exists():
+    if not selectors.product_list().exists():
         messages.info(request, _("Add the paid product first: every offer leads to one."))
         return redirect("console:product_new")
     return _offer_form_page(request, offer=None)
@@ -303,7 +303,7 @@ def product_list(request):
     return render(
         request,
         "console/product_list.html",
-        {"products": Product.objects.order_by("name"), "can_manage": _can_manage(request.user)},
+        {"products": selectors.product_list(), "can_manage": _can_manage(request.user)},
     )
 
 
@@ -351,4 +351,4 @@ def product_new(request):
 @managers
 @require_http_methods(["GET", "POST"])
 def product_edit(request, sku):
-    return _product_form_page(request, product=get_object_or_404(Product, sku=sku))
+    return _product_form_page(request, product=selectors.product_get(sku=sku))

@@ -1,21 +1,28 @@
 """Writes to the catalogue and to offers. Each transition of an offer is one function here."""
 
+import re
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, ProtectedError
 from django.utils import timezone
 
 from offers.models import Offer, OfferChange, Product, Variant, new_salt
 from offers.validation import (
     OFFER_FIELDS,
+    VARIANT_NAME_TWICE,
     Problems,
     VariantSpec,
     offer_problems,
     offer_values_complete,
     product_problems,
+    sku_taken,
+    slug_taken,
+    variant_in_use,
 )
+
+MAX_COPIES = 1000  # slugs tried by offer_duplicate before it gives up
 
 
 class TransitionNotAllowed(Exception):
@@ -27,13 +34,67 @@ def _raise(problems: Problems) -> None:
         raise ValidationError(problems.by_field)
 
 
+# --- Races -----------------------------------------------------------------------------------
+# The validation's pre-checks ("is this SKU taken?") give the words; the unique constraints are
+# the real guard, because two requests can both pass a pre-check before either commits. Each
+# insert or update that a constraint may refuse runs in a savepoint, and the violated constraint
+# is turned into the pre-check's message on the field, so a race is a field error, not a 500.
+def _unique_columns(exc: IntegrityError) -> tuple[str, frozenset[str]] | None:
+    """The table and columns of the unique constraint ``exc`` violated, or None for another
+    kind of violation. PostgreSQL names the constraint (we look up its columns); SQLite names
+    the columns in its message."""
+    cause = exc.__cause__
+    diag = getattr(cause, "diag", None)
+    if diag is not None:
+        if getattr(cause, "sqlstate", None) != "23505" or not diag.constraint_name:
+            return None
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, diag.table_name).get(diag.constraint_name)
+        return (diag.table_name, frozenset(found["columns"])) if found and found["unique"] else None
+    match = re.match(r"UNIQUE constraint failed: (.+)", str(cause or exc))
+    if match is None:
+        return None
+    columns = [part.strip().split(".") for part in match.group(1).split(",")]
+    return columns[0][0], frozenset(column for _, column in columns)
+
+
+def _unique_or_raise(exc: IntegrityError, model, field_messages: dict[frozenset[str], tuple[str, str]]) -> None:
+    """Raise the field's ValidationError for a violated unique constraint we know; re-raise
+    anything else (a check constraint is a bug, not bad input)."""
+    violated = _unique_columns(exc)
+    if violated is not None and violated[0] == model._meta.db_table and violated[1] in field_messages:
+        name, message = field_messages[violated[1]]
+        raise ValidationError({name: [message]}) from None
+    raise exc
+
+
+def _product_saved(product: Product, *, create: bool) -> None:
+    try:
+        with transaction.atomic():
+            product.save(force_insert=create)
+    except IntegrityError as exc:
+        _unique_or_raise(exc, Product, {frozenset({"sku"}): ("sku", sku_taken(product.sku))})
+
+
+def _offer_saved(offer: Offer, *, create: bool) -> None:
+    try:
+        with transaction.atomic():
+            offer.save(force_insert=create)
+    except IntegrityError as exc:
+        _unique_or_raise(exc, Offer, {frozenset({"slug"}): ("slug", slug_taken(offer.slug))})
+
+
 # --- Products --------------------------------------------------------------------------------
 @transaction.atomic
 def product_create(
     *, sku: str, name: str, price_amount: int, currency: str, interval: str = "", description: str = "", image=None
 ) -> Product:
-    _raise(product_problems(sku=sku, name=name, price_amount=price_amount, currency=currency, interval=interval))
-    product = Product.objects.create(
+    _raise(
+        product_problems(
+            sku=sku, name=name, price_amount=price_amount, currency=currency, interval=interval, description=description
+        )
+    )
+    product = Product(
         sku=sku,
         name=name.strip(),
         price_amount=price_amount,
@@ -42,17 +103,19 @@ def product_create(
         description=description,
         image=image or "",
     )
+    _product_saved(product, create=True)
     _queue_product_sync(product)
     return product
 
 
 @transaction.atomic
 def product_update(*, product: Product, **values) -> Product:
-    merged = {k: values.get(k, getattr(product, k)) for k in ("sku", "name", "price_amount", "currency", "interval")}
+    names = ("sku", "name", "price_amount", "currency", "interval", "description")
+    merged = {k: values.get(k, getattr(product, k)) for k in names}
     _raise(product_problems(**merged, existing=product))
     for key, value in values.items():
         setattr(product, key, value)
-    product.save()
+    _product_saved(product, create=False)
     _queue_product_sync(product)
     return product
 
@@ -85,19 +148,37 @@ def product_sync(*, product_id: int) -> Product:
 
 # --- Offers ----------------------------------------------------------------------------------
 def _save_variants(offer: Offer, variants: list[VariantSpec]) -> None:
-    offer.variants.all().delete()
-    Variant.objects.bulk_create(
-        Variant(
-            offer=offer,
-            name=v.name,
-            weight=v.weight,
-            kind=v.kind or "",
-            trial_days=v.trial_days,
-            trial_price=v.trial_price,
-            position=i,
-        )
-        for i, v in enumerate(variants)
-    )
+    """Make the offer's variants match ``variants``, by name: a kept name keeps its row (and the
+    assignments and trials that point at it), a new name is a new row, a missing name is
+    deleted. The validation refuses to drop a variant in use; PROTECT is the real guard, for an
+    import that assigns customers to it meanwhile."""
+    rows = {row.name: row for row in Variant.objects.filter(offer=offer)}
+    wanted = {spec.name for spec in variants}
+    for name, row in rows.items():
+        if name not in wanted:
+            try:
+                with transaction.atomic():
+                    row.delete()
+            except ProtectedError:
+                raise ValidationError({"variants": [variant_in_use(name)]}) from None
+    for position, spec in enumerate(variants):
+        fields = {
+            "weight": spec.weight,
+            "kind": spec.kind or "",
+            "trial_days": spec.trial_days,
+            "trial_price": spec.trial_price,
+            "position": position,
+        }
+        row = rows.get(spec.name)
+        if row is not None:
+            if any(getattr(row, key) != value for key, value in fields.items()):
+                Variant.objects.filter(pk=row.pk).update(**fields)
+            continue
+        try:
+            with transaction.atomic():
+                Variant.objects.create(offer=offer, name=spec.name, **fields)
+        except IntegrityError as exc:
+            _unique_or_raise(exc, Variant, {frozenset({"offer_id", "name"}): ("variants", VARIANT_NAME_TWICE)})
 
 
 def _variant_specs(offer: Offer) -> list[VariantSpec]:
@@ -116,8 +197,9 @@ def offer_create(
     at = at or timezone.now()
     full = offer_values_complete(values)
     variants = variants if variants is not None else [VariantSpec("default", 1)]
-    _raise(offer_problems(values=full, variants=variants))
-    offer = Offer.objects.create(**full, created_by=actor)
+    _raise(offer_problems(values=full, variants=variants, at=at))
+    offer = Offer(**full, created_by=actor)
+    _offer_saved(offer, create=True)
     _save_variants(offer, variants)
     _record(offer, actor=actor, action="created", at=at)
     return offer
@@ -142,18 +224,19 @@ def offer_update(
     full = offer_values_complete({**current, **values})
     old_variants = _variant_specs(offer)
     variants = variants if variants is not None else old_variants
-    _raise(offer_problems(values=full, variants=variants, existing=offer))
+    _raise(offer_problems(values=full, variants=variants, existing=offer, at=at))
 
     changes = {
         name: [_jsonable(current[name]), _jsonable(full[name])] for name in OFFER_FIELDS if current[name] != full[name]
     }
     if variants != old_variants:
         changes["variants"] = [[v.__dict__ for v in old_variants], [v.__dict__ for v in variants]]
-        _save_variants(offer, variants)
     if changes:
         for name, value in full.items():
             setattr(offer, name, value)
-        offer.save()
+        _offer_saved(offer, create=False)
+        if "variants" in changes:
+            _save_variants(offer, variants)
         _record(offer, actor=actor, action="updated", at=at, changes=changes)
     return offer
 
@@ -188,6 +271,7 @@ def offer_launch(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
             values=offer_values_complete({n: getattr(offer, n) for n in OFFER_FIELDS}),
             variants=_variant_specs(offer),
             existing=offer,
+            at=at,
         )
     )
     if offer.status != Offer.Status.DRAFT:
@@ -242,12 +326,20 @@ def offer_duplicate(*, offer: Offer, actor, at: datetime | None = None) -> Offer
     """A new draft with the same configuration, a fresh salt and a free slug."""
     at = at or timezone.now()
     base = f"{offer.slug[:70]}-copy"
-    slug, number = base, 1
-    while Offer.objects.filter(slug=slug).exists():
-        number += 1
-        slug = f"{base}-{number}"
-    values = {name: getattr(offer, name) for name in OFFER_FIELDS} | {"slug": slug, "name": f"{offer.name} (copy)"}
-    copy = Offer.objects.create(**values, created_by=actor, salt=new_salt())
+    values = {name: getattr(offer, name) for name in OFFER_FIELDS} | {"name": f"{offer.name} (copy)"[:200]}
+    # The free slug is found by inserting, not by looking first: a look is stale by the time of
+    # the insert when two people duplicate the same offer at once.
+    for number in range(1, MAX_COPIES + 1):
+        copy = Offer(
+            **values | {"slug": base if number == 1 else f"{base}-{number}"}, created_by=actor, salt=new_salt()
+        )
+        try:
+            _offer_saved(copy, create=True)
+        except ValidationError:
+            continue
+        break
+    else:
+        raise ValidationError({"slug": [f"There are already {MAX_COPIES} copies of this offer; rename one first."]})
     _save_variants(copy, _variant_specs(offer))
     _record(copy, actor=actor, action="created", at=at, changes={"duplicated_from": offer.slug})
     return copy

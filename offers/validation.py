@@ -8,8 +8,11 @@ aware datetimes); parsing errors are the caller's, with the same field names.
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from config.limits import INT_MAX, SMALLINT_MAX
+from django.utils import timezone
+
+from config.limits import INT_MAX, SMALLINT_MAX, moment_problem
 from offers import rules
 from offers.models import Offer, Product
 from offers.money import countries, currencies, money_format
@@ -17,7 +20,31 @@ from offers.money import countries, currencies, money_format
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TRIAL_DAYS = 366
+# Kinds whose trial costs nothing (not the same set as rules.AUTO_CHARGE_KINDS: a no-card trial
+# is free and never charges).
 FREE_KINDS = {"free_trial", "free_trial_no_card"}
+
+# Every text's and list's size, for the console and the API alike (the columns hold the names;
+# the description is a TextField, bounded so that a page and a Stripe product stay readable).
+MAX_SKU = 64
+MAX_SLUG = 80
+MAX_NAME = 200
+MAX_PROMISE = 200
+MAX_DESCRIPTION = 10_000
+MAX_VARIANTS = 10  # the console's formset shows at most this many, and the edit page must open
+MAX_REMINDERS = 10
+
+
+def sku_taken(sku: str) -> str:
+    """The words for a taken SKU, from the pre-check and from the unique constraint alike."""
+    return f"There is already a product with the SKU “{sku}”."
+
+
+def slug_taken(slug: str) -> str:
+    return f"The address /o/{slug}/ is taken by another offer; choose another slug."
+
+
+VARIANT_NAME_TWICE = "Two variants have the same name."
 
 
 OFFER_FIELDS = (
@@ -94,21 +121,30 @@ class Problems:
 
 
 def product_problems(
-    *, sku: str, name: str, price_amount: int | None, currency: str, interval: str, existing: Product | None = None
+    *,
+    sku: str,
+    name: str,
+    price_amount: int | None,
+    currency: str,
+    interval: str,
+    description: str = "",
+    existing: Product | None = None,
 ) -> Problems:
     problems = Problems()
-    if not sku or not SLUG.match(sku) or len(sku) > 64:
-        problems.add("sku", "Use lower-case letters, digits and single hyphens, like beans-1kg (64 at most).")
+    if not sku or not SLUG.fullmatch(sku) or len(sku) > MAX_SKU:
+        problems.add("sku", f"Use lower-case letters, digits and single hyphens, like beans-1kg ({MAX_SKU} at most).")
     elif Product.objects.filter(sku=sku).exclude(pk=getattr(existing, "pk", None)).exists():
-        problems.add("sku", f"There is already a product with the SKU “{sku}”.")
+        problems.add("sku", sku_taken(sku))
     if not (name or "").strip():
         problems.add("name", "Give the product a name customers will recognise.")
+    elif len(name) > MAX_NAME:
+        problems.add("name", f"The name can have no more than {MAX_NAME} characters.")
+    if len(description or "") > MAX_DESCRIPTION:
+        problems.add("description", f"The description can have no more than {MAX_DESCRIPTION:,} characters.")
     if price_amount is None or price_amount <= 0:
         problems.add("price", "The paid price must be more than zero.")
     elif price_amount > INT_MAX:
         problems.add("price", "That price is too large.")
-    if len(name or "") > 200:
-        problems.add("name", "Keep the name to 200 characters.")
     if currency not in currencies():
         problems.add("currency", f"“{currency}” is not a currency code in use (ISO 4217, e.g. EUR).")
     if interval not in ("", "month", "year"):
@@ -116,8 +152,11 @@ def product_problems(
     return problems
 
 
-def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: Offer | None = None) -> Problems:
-    """Everything wrong with an offer's configuration. ``values`` holds model field values."""
+def offer_problems(
+    *, values: dict, variants: Sequence[VariantSpec], existing: Offer | None = None, at: datetime | None = None
+) -> Problems:
+    """Everything wrong with an offer's configuration. ``values`` holds model field values;
+    ``at`` is the moment the dates are judged from (now by default)."""
     problems = Problems()
     product: Product | None = values.get("product")
     kind = values.get("kind")
@@ -126,16 +165,18 @@ def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: O
     currency = values.get("currency")
 
     slug = values.get("slug") or ""
-    if not SLUG.match(slug) or len(slug) > 80:
-        problems.add("slug", "Use lower-case letters, digits and single hyphens, like coffee-sampler.")
+    if not SLUG.fullmatch(slug) or len(slug) > MAX_SLUG:
+        problems.add(
+            "slug", f"Use lower-case letters, digits and single hyphens, like coffee-sampler ({MAX_SLUG} at most)."
+        )
     elif Offer.objects.filter(slug=slug).exclude(pk=getattr(existing, "pk", None)).exists():
-        problems.add("slug", f"The address /o/{slug}/ is taken by another offer; choose another slug.")
+        problems.add("slug", slug_taken(slug))
     if not (values.get("name") or "").strip():
         problems.add("name", "Give the offer a name.")
-    elif len(values["name"]) > 200:
-        problems.add("name", "Keep the name to 200 characters.")
-    if len(values.get("promise") or "") > 200:
-        problems.add("promise", "Keep the promise to one line of 200 characters at most.")
+    elif len(values["name"]) > MAX_NAME:
+        problems.add("name", f"The name can have no more than {MAX_NAME} characters.")
+    if len(values.get("promise") or "") > MAX_PROMISE:
+        problems.add("promise", f"Keep the promise to one line of no more than {MAX_PROMISE} characters.")
     if kind not in Offer.Kind.values:
         problems.add("kind", "Choose one of the offer kinds.")
     if product is None:
@@ -154,7 +195,7 @@ def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: O
         problems.add("trial_days", f"The trial must last from 1 to {MAX_TRIAL_DAYS} days.")
     _price_problems(problems, "trial_price", kind=kind, price=trial_price, product=product)
 
-    _schedule_problems(problems, values)
+    _schedule_problems(problems, values, at or timezone.now())
     _eligibility_problems(problems, values)
     _limit_problems(problems, values, existing)
 
@@ -170,6 +211,7 @@ def offer_problems(*, values: dict, variants: Sequence[VariantSpec], existing: O
 
     _variant_problems(problems, values, variants)
     if existing is not None:
+        _kept_variant_problems(problems, variants, existing)
         _locked_problems(problems, values, variants, existing)
     return problems
 
@@ -191,8 +233,13 @@ def _price_problems(problems: Problems, name: str, *, kind, price, product, labe
         )
 
 
-def _schedule_problems(problems: Problems, values: dict) -> None:
+def _schedule_problems(problems: Problems, values: dict, at: datetime) -> None:
+    # Bounded, so that no date computed from an accepted one (a trial's end, a reminder) can
+    # overflow: the latest start plus the longest trial is still far from the year 9999.
     starts_at, ends_at = values.get("starts_at"), values.get("ends_at")
+    for name, moment in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if moment is not None and (why := moment_problem(moment, at=at)):
+            problems.add(name, why)
     if starts_at is None:
         problems.add("starts_at", "Give the date and time the offer starts.")
     elif ends_at is not None and ends_at <= starts_at:
@@ -231,14 +278,17 @@ def _variant_problems(problems: Problems, values: dict, variants: Sequence[Varia
     if not variants:
         problems.add("variants", "An offer needs at least one variant.")
         return
+    if len(variants) > MAX_VARIANTS:
+        problems.add("variants", f"An offer has at most {MAX_VARIANTS} variants; this one has {len(variants)}.")
+        return
     names = [v.name for v in variants]
     for name in names:
         if name == rules.HOLDOUT:
             problems.add("variants", "“holdout” is reserved for the holdout; give the variant another name.")
-        elif not VARIANT_NAME.match(name or ""):
+        elif not VARIANT_NAME.fullmatch(name or ""):
             problems.add("variants", f"“{name}” is not a usable variant name: lower-case letters, digits, - and _.")
     if len(set(names)) != len(names):
-        problems.add("variants", "Two variants have the same name.")
+        problems.add("variants", VARIANT_NAME_TWICE)
     if any(v.weight is None or v.weight < 0 for v in variants):
         problems.add("variants", "Weights cannot be negative.")
     elif any(v.weight > INT_MAX for v in variants):
@@ -250,6 +300,9 @@ def _variant_problems(problems: Problems, values: dict, variants: Sequence[Varia
 
     product = values.get("product")
     reminders = values.get("reminder_days")
+    if reminders is not None and len(reminders) > MAX_REMINDERS:
+        problems.add("reminder_days", f"Give at most {MAX_REMINDERS} reminders.")
+        reminders = None
     for variant in variants:
         label = f"Variant “{variant.name}”: " if len(variants) > 1 else ""
         kind = variant.kind or values.get("kind")
@@ -265,6 +318,31 @@ def _variant_problems(problems: Problems, values: dict, variants: Sequence[Varia
         if isinstance(days, int) and reminders is not None:
             for message in rules.reminder_problems(kind=kind, trial_days=days, reminder_days=reminders):
                 problems.add("reminder_days", label + message)
+
+
+def variant_in_use(name: str) -> str:
+    """Why a variant cannot go: the check below, and the database's PROTECT, give these words."""
+    return (
+        f"The variant “{name}” has customers assigned to it (imported history counts), so it cannot be "
+        "removed or renamed; keep it under its name."
+    )
+
+
+def _kept_variant_problems(problems: Problems, variants: Sequence[VariantSpec], existing: Offer) -> None:
+    """Variants are kept by name: one that customers are assigned to, or that a trial points
+    at, cannot be removed or renamed, or their history would lose its arm."""
+    from trials.models import Assignment, Trial
+
+    gone = set(existing.variants.values_list("name", flat=True)) - {v.name for v in variants}
+    if not gone:
+        return
+    used = set(
+        Assignment.objects.filter(offer=existing, variant__name__in=gone).values_list("variant__name", flat=True)
+    ) | set(
+        Trial.objects.filter(variant__offer=existing, variant__name__in=gone).values_list("variant__name", flat=True)
+    )
+    for name in sorted(used):
+        problems.add("variants", variant_in_use(name))
 
 
 LOCKED_NAMES = {

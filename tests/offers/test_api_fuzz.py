@@ -3,6 +3,7 @@ wrong types, missing keys, huge numbers, odd strings and nested junk are all 400
 
 import json
 import os
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -120,3 +121,49 @@ def test_a_number_too_long_to_read_is_a_400(api, url):
 
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["errors"]["non_field_errors"][0]
+
+
+# --- Dates at the edge ---------------------------------------------------------------------------
+# Any moment a client can write, from year 1 to 9999 and at any offset, with the longest trials
+# and reminders: what the rules accept, the landing page and the preview can show.
+OFFSETS = [UTC, *(timezone(timedelta(hours=hours)) for hours in (-12, -1, 5, 14))]
+MOMENTS = (
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.sampled_from(OFFSETS))
+    # Mostly near the accepted range's edges, where accepted values live.
+    | st.datetimes(min_value=datetime(1999, 12, 30), max_value=datetime(2040, 1, 1), timezones=st.sampled_from(OFFSETS))
+) | st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2000-01-01T00:00:00Z"])
+EDGE_OFFERS = st.fixed_dictionaries(
+    {
+        "starts_at": MOMENTS,
+        "ends_at": st.none() | MOMENTS,
+        "trial_days": st.sampled_from([1, 2, 3, 14, 365, 366]),
+        "kind": st.sampled_from(["sample", "free_trial", "discount", "free_trial_no_card"]),
+        "reminder_days": st.none() | st.lists(st.sampled_from([1, 2, 3, 7, 13, 364, 365]), max_size=10),
+        "variant_days": st.none() | st.sampled_from([1, 366]),
+    }
+)
+slugs = iter(range(10**9))
+
+
+@FUZZ
+@given(edge=EDGE_OFFERS)
+def test_every_offer_the_rules_accept_can_be_shown(api, client, marketer, edge):
+    client.force_login(marketer)
+    slug = f"edge-{next(slugs)}"
+    body = {
+        **OFFER, "slug": slug, "kind": edge["kind"], "trial_days": edge["trial_days"],
+        "reminder_days": edge["reminder_days"],
+        "starts_at": edge["starts_at"] if isinstance(edge["starts_at"], str) else edge["starts_at"].isoformat(),
+        "ends_at": edge["ends_at"] if not hasattr(edge["ends_at"], "isoformat") else edge["ends_at"].isoformat(),
+        "variants": [{"name": "default"}, {"name": "other", "trial_days": edge["variant_days"]}],
+    }  # fmt: skip
+
+    status = send(api, "post", "/api/v1/offers", body)
+
+    assert status in (201, 400)
+    if status == 400:
+        return
+    for variant in ("default", "other"):
+        assert client.get(f"/console/offers/{slug}/preview/?variant={variant}").status_code == 200
+    assert api.post(f"/api/v1/offers/{slug}/launch").status_code == 200
+    assert client.get(f"/o/{slug}/").status_code == 200
