@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from analytics.planning import MAX_WEEKLY_ELIGIBLE, planning_table
+from offers import validation
 from offers.models import Offer, Product
 from offers.money import MoneyError, money_format, to_major, to_minor
 from offers.validation import VariantSpec, offer_problems, offer_values_complete, product_problems
@@ -72,10 +73,20 @@ class ConsoleForm(forms.Form):
         return items
 
 
+def _text(label, maximum: int, **kwargs) -> forms.CharField:
+    """A text field whose length the shared rules judge, so the console and the API refuse it in
+    the same words; the browser's maxlength only keeps a person from typing past it."""
+    return forms.CharField(label=label, widget=forms.TextInput(attrs={"maxlength": maximum}), **kwargs)
+
+
 class ProductForm(ConsoleForm):
-    sku = forms.CharField(label=_("SKU"), max_length=64, help_text=_("Lower-case letters, digits and hyphens."))
-    name = forms.CharField(label=_("Name"), max_length=200)
-    description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    sku = _text(_("SKU"), validation.MAX_SKU, help_text=_("Lower-case letters, digits and hyphens."))
+    name = _text(_("Name"), validation.MAX_NAME)
+    description = forms.CharField(
+        label=_("Description"),
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": validation.MAX_DESCRIPTION}),
+        required=False,
+    )
     image = forms.ImageField(label=_("Image"), required=False)
     price = forms.DecimalField(label=_("Paid price"), max_digits=12, decimal_places=3, min_value=Decimal("0.001"))
     currency = forms.CharField(label=_("Currency"), max_length=3, initial="EUR", help_text=_("ISO 4217, e.g. EUR."))
@@ -114,6 +125,7 @@ class ProductForm(ConsoleForm):
             price_amount=price_amount,
             currency=currency,
             interval=data.get("interval", ""),
+            description=data.get("description", ""),
             existing=self.product,
         )
         _apply(self, problems.by_field, unknown=_unknown(self, PRODUCT_DEPENDS))
@@ -121,7 +133,7 @@ class ProductForm(ConsoleForm):
 
 
 class VariantForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=40, required=False)
+    name = _text(_("Name"), validation.MAX_VARIANT_NAME, required=False)
     weight = forms.IntegerField(label=_("Weight"), min_value=0, required=False)
     kind = forms.ChoiceField(
         label=_("Kind"), choices=[("", _("same as the offer")), *Offer.Kind.choices], required=False
@@ -132,9 +144,13 @@ class VariantForm(forms.Form):
     )
 
 
-VariantFormSet = formset_factory(VariantForm, extra=2, max_num=10, validate_max=True)
+# The shared rule (offers.validation.MAX_VARIANTS) refuses too many variants, in the API's words;
+# the formset reads at most ten times that many rows (Django refuses more in its own words), so a
+# forged post cannot make it build thousands of forms.
+_VARIANT_ROWS = {"max_num": validation.MAX_VARIANTS, "absolute_max": validation.MAX_VARIANTS * 10}
+VariantFormSet = formset_factory(VariantForm, extra=2, **_VARIANT_ROWS)
 # A launched offer's variants are locked: no empty rows to add one.
-LockedVariantFormSet = formset_factory(VariantForm, extra=0, max_num=10, validate_max=True)
+LockedVariantFormSet = formset_factory(VariantForm, extra=0, **_VARIANT_ROWS)
 
 
 def lock_variant_forms(variant_forms) -> None:
@@ -156,11 +172,11 @@ def _variant_value_text(variant_form, name: str) -> str:
 
 class OfferForm(ConsoleForm):
     # A CharField: the shared rule explains a bad slug in the API's words.
-    slug = forms.CharField(label=_("Slug"), max_length=80, help_text=_("The offer's address: /o/<slug>/."))
-    name = forms.CharField(label=_("Name"), max_length=200)
-    promise = forms.CharField(
-        label=_("Promised experience"),
-        max_length=200,
+    slug = _text(_("Slug"), validation.MAX_SLUG, help_text=_("The offer's address: /o/<slug>/."))
+    name = _text(_("Name"), validation.MAX_NAME)
+    promise = _text(
+        _("Promised experience"),
+        validation.MAX_PROMISE,
         required=False,
         help_text=_("One line: what the customer should get from the sample. The feedback survey asks about it."),
     )

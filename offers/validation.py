@@ -18,7 +18,8 @@ from offers.models import Offer, Product
 from offers.money import countries, currencies, money_format
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+MAX_VARIANT_NAME = 40
+VARIANT_NAME = re.compile(rf"^[a-z0-9][a-z0-9_-]{{0,{MAX_VARIANT_NAME - 1}}}$")
 MAX_TRIAL_DAYS = 366
 # Kinds whose trial costs nothing (not the same set as rules.AUTO_CHARGE_KINDS: a no-card trial
 # is free and never charges).
