@@ -1,6 +1,6 @@
 """History imports through the JSON API: ``POST /api/v1/customers``, ``/api/v1/purchases`` and
 ``/api/v1/assignments``, each with a JSON list of records shaped like the rows of the CSV files
-(DESIGN.md, "Public contracts"). The same implementation as the command and the console
+(docs/architecture.md, "Public contracts"). The same implementation as the command and the console
 (billing.imports), with the source ``api``.
 
 A refused import answers 400 with ``{"errors": {"non_field_errors": [...], "rows": [{"row": 3,

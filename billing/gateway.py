@@ -15,7 +15,7 @@ Rules kept here:
 - Where localstripe (the offline emulator used by ``make run`` and the tests) differs from Stripe,
   the difference is handled in this module, next to a comment that says "localstripe".
   localstripe ignores idempotency keys; callers therefore also guard with a conditional update
-  before calling (see DESIGN.md, "Who owns the trial clock").
+  before calling (see docs/architecture.md, "Foretaste owns the trial clock").
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ TRIAL_ID = "trial_id"
 SOURCE = Purchase.Source.STRIPE
 PRICE_PREFIX = "price_"
 # A PaymentIntent in one of these states did not take the money, and will not without the
-# customer: a trial waiting on it has a failed payment (3-D Secure included, see DESIGN.md).
+# customer: a trial waiting on it has a failed payment (3-D Secure included, see docs/architecture.md).
 NOT_PAID = ("requires_payment_method", "requires_action", "canceled")
 
 Writes = Callable[[], None]

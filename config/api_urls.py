@@ -1,5 +1,5 @@
 """The JSON API under /api/v1/. Each app adds its own routes here. No trailing slashes: these
-paths are a public contract (DESIGN.md)."""
+paths are a public contract (docs/architecture.md)."""
 
 from django.urls import path
 

@@ -1,6 +1,6 @@
 """History imports: customers, purchases and trial assignments, from CSV files or from the same
 records as JSON lists. One implementation behind the three ways in: the ``import_history``
-command, the console's upload page (in a background job) and the JSON API (DESIGN.md, "Public
+command, the console's upload page (in a background job) and the JSON API (docs/architecture.md, "Public
 contracts").
 
 The rules:

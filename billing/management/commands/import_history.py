@@ -1,4 +1,4 @@
-"""Import history from a CSV file: customers, purchases or assignments (DESIGN.md, "Public
+"""Import history from a CSV file: customers, purchases or assignments (docs/architecture.md, "Public
 contracts"). Every bad row is printed with its line number and reason. The import is all or
 nothing unless --skip-invalid is given; the exit status is 1 when it was refused."""
 
