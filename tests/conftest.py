@@ -54,6 +54,13 @@ def marketer(db):
 
 
 @pytest.fixture
+def as_marketer(client, marketer):
+    """The test client, logged in as the marketer."""
+    client.force_login(marketer)
+    return client
+
+
+@pytest.fixture
 def executive(db):
     return user_ensure(email="eve.executive@example.com", password=PASSWORD, role=EXECUTIVE)
 

@@ -23,12 +23,6 @@ ALLOWED = {
 }
 
 
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
-
-
 @pytest.mark.parametrize("parameter", ["weekly", "baseline", "holdout"])
 @pytest.mark.parametrize(
     "value",

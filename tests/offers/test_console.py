@@ -48,17 +48,6 @@ def offer_post(product_, **overrides):
     return data
 
 
-@pytest.fixture
-def product(db):
-    return factories.product()
-
-
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
-
-
 def test_a_marketer_creates_a_product_and_it_is_synced_to_stripe(as_marketer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = as_marketer.post(

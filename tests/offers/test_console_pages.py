@@ -20,12 +20,6 @@ INTERNAL_WORDS = ("METRICS.md", "DESIGN.md", "STYLE.md", "README", "offers/valid
 RAW_CODES = [code for code in (*Offer.Kind.values, *Offer.Eligibility.values) if "_" in code] + ["holdout_percent"]
 
 
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
-
-
 def visible_text(html: str) -> str:
     """The page's words and attribute texts a person meets; not the values of hidden inputs,
     option values or CSS class names."""

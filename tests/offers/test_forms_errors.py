@@ -7,23 +7,11 @@ import re
 import pytest
 
 from offers.models import Offer, Product
-from tests import factories
 from tests.offers.test_console import offer_post
 
 pytestmark = pytest.mark.django_db
 
 GOOD_PRODUCT = {"sku": "beans", "name": "Beans", "price": "24.00", "currency": "EUR", "interval": ""}
-
-
-@pytest.fixture
-def product(db):
-    return factories.product()
-
-
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
 
 
 def control(html: str, element_id: str) -> str:
