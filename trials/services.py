@@ -4,13 +4,14 @@ in a state the transition may start from move, and each move writes a TrialEvent
 state it really left, in the same transaction. So no transition happens twice, and the history
 is true even when two writers race."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Case, DateTimeField, Value, When
 
+from config.batches import batches
 from trials.models import Trial, TrialEvent
 
 BATCH = 500  # trials locked and moved per statement
@@ -29,11 +30,6 @@ class Move:
     note: str = ""
 
 
-def _batches(values: list, size: int) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def _moves(*, moves: Iterable[Move], sources: tuple[str, ...], target: str, stamp: str = "") -> list[int]:
     """Move each trial that is in one of ``sources`` to ``target`` (and set its ``stamp`` field,
     if given, to the move's time). Returns the ids of the trials moved; the others were moved
@@ -47,7 +43,7 @@ def _moves(*, moves: Iterable[Move], sources: tuple[str, ...], target: str, stam
     by_id = {move.trial_id: move for move in moves}
     moved: list[int] = []
     with transaction.atomic():
-        for part in _batches(sorted(by_id), BATCH):
+        for part in batches(sorted(by_id), BATCH):
             leaving = dict(
                 Trial.objects.select_for_update()
                 .filter(pk__in=part, status__in=sources)

@@ -18,7 +18,8 @@ from django.db.models import Case, Value, When
 from accounts.models import User
 from billing.imports import values
 from billing.imports.importer import Importer
-from billing.imports.writing import batches, where_in
+from billing.imports.writing import where_in
+from config.batches import batches
 from offers.money import countries
 from offers.rules import canonical_email
 

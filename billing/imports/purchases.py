@@ -13,8 +13,9 @@ from django.db.models import Max, Sum
 
 from billing.imports import values
 from billing.imports.importer import WithCustomers
-from billing.imports.writing import Copy, batches, copy_text, where_in
+from billing.imports.writing import Copy, copy_text, where_in
 from billing.models import Purchase
+from config.batches import batches
 from config.limits import MAX_EXTERNAL_ID
 from offers.models import Product
 from trials import services as trial_services

@@ -14,13 +14,10 @@ from django.db.models import BooleanField, Model, QuerySet
 from django.db.models.expressions import RawSQL
 from psycopg.copy import QueuedLibpqWriter
 
+from config.batches import batches
+
 ANALYZE_AFTER = 50_000  # rows written to a table before its statistics are refreshed
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
-
-
-def batches(values: list, size: int) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def where_in(queryset: QuerySet, name: str, values: Iterable) -> Iterator:
