@@ -1,0 +1,195 @@
+"""Reads for the customer's own page, ``/me/``, and for "download my data". Every read is scoped
+to one customer: nothing here can return another customer's rows."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import OutboxMessage
+from billing.models import Purchase
+from offers import rules
+from offers.money import money_format, to_major
+from offers.terms import long_date
+from trials.models import Assignment, Trial
+
+# The customer's words for a trial's state (the model's labels are the operators').
+STATUS_WORDS = {
+    Trial.Status.ACTIVE: _("Active"),
+    Trial.Status.CONVERTING: _("Being charged"),
+    Trial.Status.CONVERTED: _("Converted to the paid product"),
+    Trial.Status.PAYMENT_FAILED: _("Payment needs your attention"),
+    Trial.Status.CANCELLED: _("Cancelled"),
+    Trial.Status.EXPIRED: _("Ended"),
+    Trial.Status.ABANDONED: _("Not completed"),
+}
+PURCHASE_WORDS = {
+    Purchase.Kind.REGULAR: _("Purchase"),
+    Purchase.Kind.TRIAL_FEE: _("Trial fee"),
+    Purchase.Kind.SAMPLE: _("Sample"),
+}
+OPEN = (Trial.Status.ACTIVE, Trial.Status.PAYMENT_FAILED)
+
+
+@dataclass(frozen=True)
+class NextCharge:
+    date: str
+    amount: str
+
+
+@dataclass(frozen=True)
+class TrialLine:
+    trial: Trial
+    offer_name: str
+    product_name: str
+    status: str
+    kind: str
+    claimed_on: str
+    ends_on: str
+    days_left: int | None
+    next_charge: NextCharge | None
+
+
+@dataclass(frozen=True)
+class PurchaseLine:
+    on: str
+    what: str
+    product_name: str
+    amount: str
+    refund: bool
+
+
+@dataclass(frozen=True)
+class EmailLine:
+    subject: str
+    purpose: str
+    due_at: datetime
+    sent_at: datetime | None
+
+
+def _days_left(trial: Trial, at: datetime) -> int | None:
+    """Whole days until the end, rounded up, so a trial ending tonight has 1 day left, not 0."""
+    if trial.status not in OPEN or trial.ends_at <= at:
+        return None
+    return math.ceil((trial.ends_at - at).total_seconds() / 86_400)
+
+
+def _next_charge(trial: Trial, language: str) -> NextCharge | None:
+    """The charge the terms promised for the trial's end: only the kinds that charge by
+    themselves, and only while nothing has stopped it."""
+    if trial.status != Trial.Status.ACTIVE or trial.variant.effective_kind not in rules.AUTO_CHARGE_KINDS:
+        return None
+    product = trial.offer.product
+    return NextCharge(
+        date=long_date(trial.ends_at, language), amount=money_format(product.price_amount, product.currency, language)
+    )
+
+
+def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
+    trials = (
+        Trial.objects.filter(customer=customer)
+        .select_related("offer__product", "variant__offer")
+        .order_by("-claimed_at", "-pk")
+    )
+    return [
+        TrialLine(
+            trial=trial,
+            offer_name=trial.offer.name,
+            product_name=trial.offer.product.name,
+            status=str(STATUS_WORDS.get(trial.status, trial.status)),
+            kind=trial.variant.get_effective_kind_display(),
+            claimed_on=long_date(trial.claimed_at, language),
+            ends_on=long_date(trial.ends_at, language),
+            days_left=_days_left(trial, at),
+            next_charge=_next_charge(trial, language),
+        )
+        for trial in trials
+    ]
+
+
+def me_purchases(*, customer, language: str) -> list[PurchaseLine]:
+    rows = Purchase.objects.filter(customer=customer).select_related("product").order_by("-purchased_at", "-pk")
+    return [
+        PurchaseLine(
+            on=long_date(row.purchased_at, language),
+            what=str(_("Refund")) if row.refund_of_id else str(PURCHASE_WORDS.get(row.kind, row.kind)),
+            product_name=row.product.name,
+            amount=money_format(row.amount, row.currency, language),
+            refund=row.refund_of_id is not None,
+        )
+        for row in rows
+    ]
+
+
+def me_emails(*, customer) -> list[EmailLine]:
+    messages = OutboxMessage.objects.filter(user=customer).select_related("email").order_by("-due_at", "-pk")
+    return [
+        EmailLine(
+            subject=message.email.subject,
+            purpose=message.get_purpose_display(),
+            due_at=message.due_at,
+            sent_at=message.sent_at,
+        )
+        for message in messages
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def me_data(*, customer) -> dict:
+    """Everything Foretaste keeps about the customer, as plain JSON values: the account, the
+    experiments they were in, their trials with each trial's history, their purchases, and every
+    email we sent them."""
+    trials = Trial.objects.filter(customer=customer).select_related("offer", "variant").prefetch_related("events")
+    return {
+        "account": {
+            "email": customer.email,
+            "country": customer.country,
+            "language": customer.preferred_language,
+            "joined": _iso(customer.date_joined),
+        },
+        "assignments": [
+            {"offer": a.offer.slug, "arm": a.arm, "assigned_at": _iso(a.assigned_at)}
+            for a in Assignment.objects.filter(customer=customer).select_related("offer").order_by("assigned_at")
+        ],
+        "trials": [
+            {
+                "offer": trial.offer.slug,
+                "variant": trial.variant.name,
+                "status": trial.status,
+                "claimed_at": _iso(trial.claimed_at),
+                "ends_at": _iso(trial.ends_at),
+                "converted_at": _iso(trial.converted_at),
+                "cancelled_at": _iso(trial.cancelled_at),
+                "history": [
+                    {"at": _iso(e.at), "from": e.from_status, "to": e.to_status, "note": e.note}
+                    for e in trial.events.all()
+                ],
+            }
+            for trial in trials.order_by("claimed_at", "pk")
+        ],
+        "purchases": [
+            {
+                "product": row.product.sku,
+                "kind": row.kind,
+                "amount": str(to_major(row.amount, row.currency)),
+                "currency": row.currency,
+                "purchased_at": _iso(row.purchased_at),
+                "refund": row.refund_of_id is not None,
+            }
+            for row in Purchase.objects.filter(customer=customer).select_related("product").order_by("purchased_at")
+        ],
+        "emails": [
+            {
+                "subject": message.email.subject,
+                "purpose": message.purpose,
+                "language": message.language,
+                "due_at": _iso(message.due_at),
+                "sent_at": _iso(message.sent_at),
+            }
+            for message in OutboxMessage.objects.filter(user=customer).select_related("email").order_by("due_at")
+        ],
+    }
