@@ -1,6 +1,7 @@
 from django.urls import path
 
 import billing.console_views
+import trials.console_views
 from offers import console_views as views
 
 app_name = "console"
@@ -11,6 +12,8 @@ urlpatterns = [
     path("offers/<slug:slug>/", views.offer_detail, name="offer"),
     path("offers/<slug:slug>/edit/", views.offer_edit, name="offer_edit"),
     path("offers/<slug:slug>/preview/", views.offer_preview, name="offer_preview"),
+    path("offers/<slug:slug>/trials/", trials.console_views.offer_trials, name="offer_trials"),
+    path("offers/<slug:slug>/trials/<int:trial_id>/", trials.console_views.offer_trial, name="offer_trial"),
     path(
         "offers/<slug:slug>/<str:action>/",
         views.offer_action,

@@ -5,6 +5,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OutboxMessage
@@ -193,3 +196,37 @@ def me_data(*, customer) -> dict:
             for message in OutboxMessage.objects.filter(user=customer).select_related("email").order_by("due_at")
         ],
     }
+
+
+# --- The console: an offer's trials --------------------------------------------------------------
+def offer_trials(*, offer, status: str = "") -> QuerySet[Trial]:
+    """The offer's trials, newest claim first, with what the list shows."""
+    trials = Trial.objects.filter(offer=offer).select_related("customer", "variant", "assignment")
+    if status:
+        trials = trials.filter(status=status)
+    return trials.order_by("-claimed_at", "-pk")
+
+
+def offer_trial_get(*, offer, trial_id: int) -> Trial:
+    """One trial of this offer; Http404 when the id is unknown or belongs to another offer, so
+    a console URL cannot be bent to show a trial under the wrong offer."""
+    try:
+        return Trial.objects.select_related("customer", "variant", "offer__product", "assignment").get(
+            pk=trial_id, offer=offer
+        )
+    except Trial.DoesNotExist:
+        raise Http404(_("This offer has no such trial.")) from None
+
+
+def trial_emails(*, trial: Trial) -> QuerySet[OutboxMessage]:
+    """The emails about this trial (reminders, receipts, confirmations), earliest first."""
+    return (
+        OutboxMessage.objects.filter(about_type=ContentType.objects.get_for_model(Trial), about_id=trial.pk)
+        .select_related("email")
+        .order_by("due_at", "pk")
+    )
+
+
+def trial_charges(*, trial: Trial) -> QuerySet[Purchase]:
+    """The ledger rows of this trial: its fee or sample charge, the conversion, refunds."""
+    return Purchase.objects.filter(trial=trial).order_by("purchased_at", "pk")

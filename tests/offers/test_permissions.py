@@ -22,6 +22,8 @@ ROUTES = {
     "offer": ("/console/offers/{slug}/", READ),
     "offer_edit": ("/console/offers/{slug}/edit/", MANAGE),
     "offer_preview": ("/console/offers/{slug}/preview/?variant=default&lang=de", READ),
+    "offer_trials": ("/console/offers/{slug}/trials/?status=active", READ),
+    "offer_trial": ("/console/offers/{slug}/trials/{trial}/", READ),
     "offer_action": ("/console/offers/{slug}/pause/", ACTION),
     "products": ("/console/products/", READ),
     "product_new": ("/console/products/new/", MANAGE),
@@ -63,7 +65,8 @@ def live_offer(db, marketer):
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_each_role_gets_the_right_answer(client, request, live_offer, name, role, method):
     path, kind = ROUTES[name]
-    path = path.format(slug=live_offer.slug, sku=live_offer.product.sku)
+    trial = factories.trial(customer=request.getfixturevalue("outsider"), offer=live_offer)
+    path = path.format(slug=live_offer.slug, sku=live_offer.product.sku, trial=trial.pk)
     if role != "anonymous":
         client.force_login(request.getfixturevalue(role))
 
