@@ -6,9 +6,12 @@ what depends on them (the claim section, why they may not claim).
 """
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -85,16 +88,47 @@ CACHE_SECONDS = 24 * 60 * 60
 _NOT_SHOWN = frozenset({"claimed_count", "updated_at", "created_at", "stripe_price_id", "stripe_synced_at"})
 
 
+class _Recent:
+    """The last few rendered parts, in this process, in front of the shared cache: a Redis round
+    trip (and redis-py's client set-up on each call) cost more than the rest of a returning
+    visit. Safe to keep without expiry because the key is the content: a changed offer has a
+    new key. Hand-written (not functools.lru_cache) because the value is made outside, on a miss
+    of both caches; bounded, oldest out first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[str, str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self.lock:
+            html = self.items.get(key)
+            if html is not None:
+                self.items.move_to_end(key)
+            return html
+
+    def put(self, key: str, html: str) -> None:
+        with self.lock:
+            self.items[key] = html
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_LOCAL = _Recent(256)
+
+
 def _fields(instance) -> tuple:
     return tuple(
         getattr(instance, field.attname) for field in instance._meta.concrete_fields if field.name not in _NOT_SHOWN
     )
 
 
-def offer_html(*, offer: Offer, variant, language: str, at: datetime) -> tuple[str, dict]:
+def offer_html(*, offer: Offer, variant, language: str, at: datetime, anonymous: bool = False) -> tuple[str, dict]:
     """The offer part of the landing page (name, promise, price box, terms), rendered once per
-    distinct content and kept in the cache framework, with the context it was rendered from
-    (minus the rendered pieces).
+    distinct content and kept in the cache framework, with the few facts the view still needs.
+    For an ``anonymous`` visitor, the whole body, claim section included: it is the same for all
+    of them (sign up or log in), and most visitors are anonymous.
 
     The key is the content itself, not a version stamp: every stored field of the offer, its
     product and the variant (so an edit through a conditional UPDATE, which does not touch
@@ -110,15 +144,29 @@ def offer_html(*, offer: Offer, variant, language: str, at: datetime) -> tuple[s
     end = trial_end(variant=variant, at=claim_at)
     reminders = reminder_times(offer=offer, variant=variant, at=claim_at)
     days = (local_day(claim_at), local_day(end), *(local_day(moment) for moment in reminders))
-    content = (CACHE_VERSION, language, reason, _fields(offer), _fields(offer.product), _fields(variant), days)
+    content = (
+        CACHE_VERSION,
+        anonymous,
+        language,
+        reason,
+        _fields(offer),
+        _fields(offer.product),
+        _fields(variant),
+        days,
+    )
     key = "landing:" + hashlib.blake2b(repr(content).encode(), digest_size=16).hexdigest()
     small = {"is_open": availability.open, "closed_reason": reason, "language": language}
-    html = cache.get(key)
+    html = _LOCAL.get(key)
+    if html is None:
+        html = cache.get(key)
     if html is None:
         context = landing_context(offer=offer, variant=variant, language=language, at=at)
+        if anonymous:
+            context["user"] = AnonymousUser()
         with translation.override(language):
-            html = render_to_string("offers/_landing_offer.html", context)
+            html = render_to_string("offers/_landing_body.html" if anonymous else "offers/_landing_offer.html", context)
         cache.set(key, html, CACHE_SECONDS)
+    _LOCAL.put(key, html)
     return mark_safe(html), small  # noqa: S308 -- our own template's output, escaped when rendered
 
 

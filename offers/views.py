@@ -81,7 +81,7 @@ def offer_landing(request, slug):
         if assignment is None:
             try:
                 assignment = trial_services.assignment_for_visitor(
-                    offer=offer, customer=customer, visitor=visitor, at=at
+                    offer=offer, customer=customer, visitor=visitor, at=at, new_visitor=fresh
                 )
             except trial_services.NoArms:
                 raise Http404("This offer has no variant to show.") from None
@@ -89,12 +89,14 @@ def offer_landing(request, slug):
     if assignment.is_holdout:
         response = render(request, "offers/product.html", product_context(offer=offer, language=language))
     else:
-        html, context = offer_html(offer=offer, variant=assignment.variant, language=language, at=at)
+        html, context = offer_html(
+            offer=offer, variant=assignment.variant, language=language, at=at, anonymous=customer is None
+        )
         context.update(
             {
                 "offer": offer,
                 "product": offer.product,
-                "offer_html": html,
+                "body_html" if customer is None else "offer_html": html,
                 "landing_url": request.path,
                 "visitor_problem": visitor_problem(offer=offer, customer=customer, language=language, at=at)
                 if context["is_open"]

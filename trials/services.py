@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, Value, When
 
 from offers import rules
@@ -152,17 +152,21 @@ class NoArms(Exception):
     """The offer has no variant with a weight, so there is no arm to assign."""
 
 
-def assignment_for_visitor(*, offer, customer=None, visitor: str | None = None, at: datetime) -> Assignment:
+def assignment_for_visitor(
+    *, offer, customer=None, visitor: str | None = None, at: datetime, new_visitor: bool = False
+) -> Assignment:
     """The visitor's assignment to ``offer``, written now if this is their first view.
 
     ``customer`` is the logged-in customer, else ``visitor`` is the anonymous visitor's cookie
     id. The row is read first (a returning visitor writes nothing); a first view inserts it with
     the unique constraints as the guard, so two first views racing end with one row, and the
     loser reads the winner's. Whatever is returned has been committed before the caller shows
-    anything."""
+    anything. ``new_visitor`` says the visitor id was just drawn, so there is nothing to read."""
     if customer is None and not visitor:
         raise ValueError("an assignment needs a customer or a visitor")
-    known = assignment_get(offer_id=offer.pk, customer_id=customer.pk if customer else None, visitor=visitor)
+    known = None
+    if not (new_visitor and customer is None):
+        known = assignment_get(offer_id=offer.pk, customer_id=customer.pk if customer else None, visitor=visitor)
     if known is not None:
         if known.first_seen_at is None:
             # Imported before the customer ever saw the page: this view is the first exposure.
@@ -191,7 +195,12 @@ def assignment_for_visitor(*, offer, customer=None, visitor: str | None = None, 
         source=Assignment.Source.WEB,
     )
     try:
-        with transaction.atomic():
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
+                row.save(force_insert=True)
+        else:
+            # One INSERT in autocommit is its own transaction: BEGIN and COMMIT around it would
+            # only add two round trips to every first view.
             row.save(force_insert=True)
     except IntegrityError:
         # Another request of the same visitor inserted first: theirs stands, and it has the same
