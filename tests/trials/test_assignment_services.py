@@ -166,3 +166,45 @@ def test_an_assignment_without_anyone_is_refused_by_the_database(offer):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Assignment.objects.create(offer=offer, variant=offer.variants.first(), arm="short", assigned_at=NOW)
+
+
+def _values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["visitor", "customer", "holdout"])
+def test_the_landing_pages_prebuilt_read_gives_what_the_orm_gives(marketer, customer, who):
+    offer = offer_services.offer_launch(
+        offer=factories.offer(
+            actor=marketer, variants=VARIANTS, allowed_countries=["IT"], inventory=50, holdout_percent=20
+        ),
+        actor=marketer,
+        at=NOW,
+    )
+    if who == "customer":
+        made = services.assignment_for_visitor(offer=offer, customer=customer, at=NOW)
+    else:
+        arms = {}
+        for n in range(200):
+            row = services.assignment_for_visitor(offer=offer, visitor=visitor(n), at=NOW)
+            arms.setdefault(row.arm, row)
+        made = arms[rules.HOLDOUT] if who == "holdout" else arms["long"]
+
+    read = selectors.assignment_for_landing(
+        slug=offer.slug,
+        customer_id=customer.pk if who == "customer" else None,
+        visitor=None if who == "customer" else made.visitor,
+    )
+    orm = Assignment.objects.select_related("offer__product", "variant").get(pk=made.pk)
+
+    assert _values(read) == _values(orm)
+    assert _values(read.offer) == _values(orm.offer)
+    assert _values(read.offer.product) == _values(orm.offer.product)
+    assert read.offer.starts_at.tzinfo is not None and read.offer.allowed_countries == ["IT"]
+    if who == "holdout":
+        assert read.variant is None
+    else:
+        assert _values(read.variant) == _values(orm.variant)
+        assert read.variant.effective_trial_days == orm.variant.effective_trial_days
+    assert selectors.assignment_for_landing(slug="no-such-offer", customer_id=None, visitor=visitor(0)) is None
