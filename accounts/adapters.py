@@ -51,6 +51,17 @@ class AccountAdapter(DefaultAccountAdapter):
                 user=user,
             )
 
+    def login(self, request, user):
+        # Signup logs in through here too, so one place joins the visitor's anonymous
+        # assignments (their cookie id) to the account, before the redirect back to the offer.
+        from offers.views import visitor_id  # the cookie belongs to the public pages
+        from trials.services import assignments_join
+
+        super().login(request, user)
+        visitor = visitor_id(request)
+        if visitor:
+            assignments_join(customer=user, visitor=visitor)
+
     def get_signup_redirect_url(self, request):
         return self.get_login_redirect_url(request)
 

@@ -25,7 +25,9 @@ def _count(model, **filters) -> Coalesce:
 def offer_list_with_counters(*, status: str | None = None, search: str = "") -> QuerySet[Offer]:
     """Offers with live counters: assigned, claimed, converted; remaining comes from the model."""
     offers = Offer.objects.select_related("product").annotate(
-        assigned=_count(Assignment),
+        # A visitor's anonymous row that their account's own row superseded at login is the
+        # same person: counted once (trials.services.assignments_join).
+        assigned=_count(Assignment, superseded_by__isnull=True),
         claimed=_count(Trial),
         converted=_count(Trial, status=Trial.Status.CONVERTED),
     )

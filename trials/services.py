@@ -8,11 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, Value, When
 
 from config.batches import batches
-from trials.models import Trial, TrialEvent
+from offers import rules
+from trials.models import Assignment, Trial, TrialEvent
+from trials.selectors import assignment_get
 
 BATCH = 500  # trials locked and moved per statement
 
@@ -128,3 +130,127 @@ def trials_import(*, trials: list[Trial]) -> None:
                 TrialEvent(trial=trial, at=at, from_status=Trial.Status.ACTIVE, to_status=trial.status, note=IMPORTED)
             )
     TrialEvent.objects.bulk_create(events, batch_size=BATCH)
+
+
+# --- Assignments ---------------------------------------------------------------------------------
+def customer_key(customer_id: int) -> str:
+    """What the arm of a logged-in customer is hashed from: their id (DESIGN.md, "Experiments")."""
+    return str(customer_id)
+
+
+def visitor_key(visitor: str) -> str:
+    """What the arm of an anonymous visitor is hashed from. Prefixed, so that no cookie id can
+    ever hash like a customer id."""
+    return f"visitor:{visitor}"
+
+
+class NoArms(Exception):
+    """The offer has no variant with a weight, so there is no arm to assign."""
+
+
+def assignment_for_visitor(
+    *, offer, customer=None, visitor: str | None = None, at: datetime, new_visitor: bool = False
+) -> Assignment:
+    """The visitor's assignment to ``offer``, written now if this is their first view.
+
+    ``customer`` is the logged-in customer, else ``visitor`` is the anonymous visitor's cookie
+    id. The row is read first (a returning visitor writes nothing); a first view inserts it with
+    the unique constraints as the guard, so two first views racing end with one row, and the
+    loser reads the winner's. Whatever is returned has been committed before the caller shows
+    anything. ``new_visitor`` says the visitor id was just drawn, so there is nothing to read."""
+    if customer is None and not visitor:
+        raise ValueError("an assignment needs a customer or a visitor")
+    known = None
+    if not (new_visitor and customer is None):
+        known = assignment_get(offer_id=offer.pk, customer_id=customer.pk if customer else None, visitor=visitor)
+    if known is not None:
+        if known.first_seen_at is None:
+            # Imported before the customer ever saw the page: this view is the first exposure.
+            Assignment.objects.filter(pk=known.pk, first_seen_at__isnull=True).update(first_seen_at=at)
+            known.first_seen_at = at
+        return known
+    variants = list(offer.variants.all())
+    if not any(variant.weight > 0 for variant in variants):
+        raise NoArms(offer.slug)
+    key = customer_key(customer.pk) if customer else visitor_key(visitor)
+    arm = rules.arm_for(
+        salt=offer.salt,
+        customer_key=key,
+        holdout_percent=offer.holdout_percent,
+        variants=[(variant.name, variant.weight) for variant in variants],
+    )
+    variant = None if arm == rules.HOLDOUT else next(v for v in variants if v.name == arm)
+    row = Assignment(
+        offer=offer,
+        customer=customer,
+        visitor=None if customer else visitor,
+        variant=variant,
+        arm=arm,
+        assigned_at=at,
+        first_seen_at=at,
+        source=Assignment.Source.WEB,
+    )
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
+                row.save(force_insert=True)
+        else:
+            # One INSERT in autocommit is its own transaction: BEGIN and COMMIT around it would
+            # only add two round trips to every first view.
+            row.save(force_insert=True)
+    except IntegrityError:
+        # Another request of the same visitor inserted first: theirs stands, and it has the same
+        # arm (the same hash), so what this visitor sees does not depend on who won.
+        known = assignment_get(offer_id=offer.pk, customer_id=customer.pk if customer else None, visitor=visitor)
+        if known is None:
+            raise
+        return known
+    return row
+
+
+@dataclass(frozen=True)
+class Joined:
+    joined: int  # anonymous assignments that now belong to the account
+    superseded: int  # anonymous assignments left aside, the account's own standing
+
+
+def assignments_join(*, customer, visitor: str) -> Joined:
+    """At signup or login: the visitor's anonymous assignments join the account.
+
+    Where the account already has an assignment for the same offer, that one stands (it may
+    carry a trial, and its arm is what the customer saw logged in); the anonymous row keeps its
+    visitor and is marked ``superseded_by`` it, so a unit is counted once per person and offer.
+    Each row moves by a conditional update (only while it still has no customer), and the
+    unique (offer, customer) constraint settles a race with a first view in another tab."""
+    if not visitor:
+        return Joined(0, 0)
+    with transaction.atomic():
+        return _join(customer, visitor)
+
+
+def _join(customer, visitor: str) -> Joined:
+    joined = superseded = 0
+    anonymous = list(
+        Assignment.objects.filter(visitor=visitor, customer__isnull=True, superseded_by__isnull=True).values_list(
+            "pk", "offer_id"
+        )
+    )
+    if not anonymous:
+        return Joined(0, 0)
+    held = dict(
+        Assignment.objects.filter(customer=customer, offer_id__in=[offer_id for _, offer_id in anonymous]).values_list(
+            "offer_id", "pk"
+        )
+    )
+    for pk, offer_id in anonymous:
+        unclaimed = Assignment.objects.filter(pk=pk, customer__isnull=True, superseded_by__isnull=True)
+        if offer_id not in held:
+            try:
+                with transaction.atomic():
+                    if unclaimed.update(customer=customer):
+                        joined += 1
+                    continue
+            except IntegrityError:
+                held[offer_id] = Assignment.objects.get(offer_id=offer_id, customer=customer).pk
+        superseded += unclaimed.update(superseded_by_id=held[offer_id])
+    return Joined(joined, superseded)

@@ -2,18 +2,27 @@
 the date of the first charge and its terms exactly as they are generated, in the visitor's
 language, and says plainly why an offer cannot be claimed when it cannot."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import escape
 
-from offers import services
-from offers.models import Offer
+from accounts.models import User
+from billing.models import Purchase
+from offers import services, views
+from offers.landing import landing_context, offer_html
+from offers.models import Offer, Product, Variant
+from offers.rules import HOLDOUT, arm_for
 from offers.terms import offer_terms
 from tests import factories
 from tests.factories import NOW
+from trials import services as trial_services
+from trials.models import Assignment
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +189,304 @@ def test_home_says_so_when_nothing_is_live(client):
     html = page(client.get(reverse("home")))
 
     assert "There are no live offers right now." in html
+
+
+# --- Assignment on the first view, the cookie, the holdout -----------------------------------------
+def _visitor_cookie(response):
+    return response.cookies.get(views.VISITOR_COOKIE)
+
+
+def test_a_first_view_gives_an_anonymous_visitor_a_cookie_id_and_writes_their_arm(client, marketer):
+    offer = launched(marketer)
+
+    response = visit(client, offer)
+
+    page(response)
+    cookie = _visitor_cookie(response)
+    assert cookie is not None and len(cookie.value) == 43
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["max-age"] == views.VISITOR_COOKIE_AGE
+    assert cookie["secure"] == ""  # only in production, where SESSION_COOKIE_SECURE is on
+    row = Assignment.objects.get()
+    assert (row.offer_id, row.visitor, row.customer_id, row.arm) == (offer.pk, cookie.value, None, "default")
+    assert row.assigned_at == VISIT and row.first_seen_at == VISIT
+
+
+def test_a_returning_visitor_keeps_their_cookie_and_their_arm_and_writes_nothing(client, marketer):
+    offer = launched(marketer)
+    first = visit(client, offer)
+
+    again = visit(client, offer, at=VISIT + timedelta(days=1))
+
+    page(again)
+    assert _visitor_cookie(again) is None  # the browser keeps the one it has
+    assert Assignment.objects.count() == 1
+    assert Assignment.objects.get().visitor == _visitor_cookie(first).value
+    assert Assignment.objects.get().first_seen_at == VISIT
+
+
+def test_a_cookie_that_is_not_one_of_ours_is_replaced(client, marketer):
+    offer = launched(marketer)
+    client.cookies[views.VISITOR_COOKIE] = "'; drop table trials_assignment; --"
+
+    response = visit(client, offer)
+
+    page(response)
+    assert _visitor_cookie(response).value != "'; drop table trials_assignment; --"
+    assert Assignment.objects.get().visitor == _visitor_cookie(response).value
+
+
+def test_a_logged_in_customer_is_assigned_by_their_account_and_gets_no_cookie(client, marketer, customer):
+    offer = launched(marketer)
+    client.force_login(customer)
+
+    response = visit(client, offer)
+
+    page(response)
+    assert _visitor_cookie(response) is None
+    row = Assignment.objects.get()
+    assert (row.customer_id, row.visitor) == (customer.pk, None)
+
+
+def _two_arms(marketer):
+    return launched(
+        marketer,
+        kind="free_trial",
+        variants=[{"name": "week", "weight": 1, "trial_days": 10}, {"name": "month", "weight": 1, "trial_days": 30}],
+    )
+
+
+def _cookie_in(offer, arm: str) -> str:
+    """A cookie id whose hash puts its visitor in ``arm``."""
+    variants = [(v.name, v.weight) for v in offer.variants.all()]
+    for n in range(10_000):
+        candidate = f"{n:043d}"
+        key = trial_services.visitor_key(candidate)
+        if arm_for(salt=offer.salt, customer_key=key, holdout_percent=offer.holdout_percent, variants=variants) == arm:
+            return candidate
+    raise AssertionError(f"no visitor lands in {arm}")
+
+
+@pytest.mark.parametrize("arm", ["week", "month"])
+def test_each_visitor_sees_the_terms_of_their_own_arm(client, marketer, arm):
+    offer = _two_arms(marketer)
+    client.cookies[views.VISITOR_COOKIE] = _cookie_in(offer, arm)
+
+    html = page(visit(client, offer))
+
+    variant = offer.variants.get(name=arm)
+    terms = offer_terms(offer=offer, variant=variant, language="en", at=VISIT)
+    for line in terms.lines:
+        assert f"<li>{escape(line)}</li>" in html
+    other = offer.variants.exclude(name=arm).get()
+    end_other = offer_terms(offer=offer, variant=other, language="en", at=VISIT).lines[1]
+    assert escape(end_other) not in html
+    assert Assignment.objects.get().arm == arm
+
+
+def test_the_holdout_sees_the_regular_product_page_and_its_exposure_is_recorded(client, marketer):
+    beans = factories.product(name="Beans 1 kg", price_amount=2400)
+    Product.objects.filter(pk=beans.pk).update(description="Roasted on Mondays.", image="products/beans.jpg")
+    offer = launched(marketer, holdout_percent=50, product_=beans)
+    client.cookies[views.VISITOR_COOKIE] = visitor = _cookie_in(offer, HOLDOUT)
+
+    html = page(visit(client, offer))
+
+    assert "Beans 1 kg" in html and "Roasted on Mondays." in html
+    assert escape("€24.00") in html
+    assert 'src="/media/products/beans.jpg"' in html
+    assert f'href="{reverse("offer_buy", kwargs={"slug": offer.slug})}"' in html and "Buy now" in html
+    for hidden in (offer.name, offer.promise, "The terms", "Claim this offer", "Sign up to claim"):
+        assert escape(hidden) not in html
+    row = Assignment.objects.get()
+    assert (row.visitor, row.arm, row.variant_id, row.first_seen_at) == (visitor, HOLDOUT, None, VISIT)
+    assert "coming soon" in page(client.get(reverse("offer_buy", kwargs={"slug": offer.slug})))
+
+
+def test_an_offer_with_no_weighted_variant_is_not_found_and_writes_nothing(client, marketer):
+    offer = launched(marketer)
+    Variant.objects.filter(offer=offer).update(weight=0)
+
+    assert visit(client, offer).status_code == 404
+    assert not Assignment.objects.exists()
+
+
+# --- Why a customer may not claim ---------------------------------------------------------------
+def _purchase(customer, product, at):
+    Purchase.objects.create(
+        customer=customer,
+        product=product,
+        kind=Purchase.Kind.REGULAR,
+        amount=2400,
+        currency="EUR",
+        purchased_at=at,
+        source=Purchase.Source.IMPORT,
+        external_id=f"p-{at.isoformat()}",
+    )
+
+
+def _tried_before(marketer, customer):
+    offer = launched(marketer)
+    earlier = factories.offer(actor=marketer, slug="old-sampler", product_=offer.product)
+    factories.trial(customer=customer, offer=earlier, claimed_at=datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
+    return offer
+
+
+def _not_new(marketer, customer):
+    offer = launched(marketer, eligibility="new_customers")
+    _purchase(customer, offer.product, NOW - timedelta(days=400))
+    return offer
+
+
+def _wrong_country(marketer, customer):
+    User.objects.filter(pk=customer.pk).update(country="DE")
+    return launched(marketer, allowed_countries=["IT", "PL"])
+
+
+def _bought_recently(marketer, customer):
+    offer = launched(marketer, eligibility="no_recent_purchase", recent_purchase_days=90)
+    _purchase(customer, offer.product, NOW - timedelta(days=10))
+    return offer
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (_tried_before, "You already tried this on March 3, 2026."),
+        (_not_new, "This offer is for new customers."),
+        (_wrong_country, "Not available in your country."),
+        (_bought_recently, "This offer is for customers who have not bought this in the last 90 days."),
+    ],
+)
+def test_an_ineligible_customer_is_told_why_in_plain_words_and_offered_no_claim(client, marketer, customer, make, why):
+    offer = make(marketer, customer)
+    client.force_login(User.objects.get(pk=customer.pk))
+
+    html = page(visit(client, offer))
+
+    assert escape(why) in html
+    assert "You will be able to claim this offer here." not in html
+    assert_shows_terms(html, offer, "en")  # the terms are still there to read
+
+
+def test_an_eligible_customer_in_an_allowed_country_may_claim(client, marketer, customer):
+    User.objects.filter(pk=customer.pk).update(country="IT")
+    offer = launched(marketer, allowed_countries=["IT"], eligibility="new_customers")
+    client.force_login(customer)
+
+    html = page(visit(client, offer))
+
+    assert "You will be able to claim this offer here." in html
+    assert "landing__ineligible" not in html
+
+
+def test_the_reason_is_in_the_visitors_language(client, marketer, customer):
+    offer = _tried_before(marketer, customer)
+    client.force_login(customer)
+
+    html = page(visit(client, offer, HTTP_ACCEPT_LANGUAGE="de"))
+
+    assert "3. März 2026" in html
+
+
+def test_a_sold_out_offer_says_how_many_were_claimed(client, marketer):
+    offer = launched(marketer, inventory=500)
+    Offer.objects.filter(pk=offer.pk).update(claimed_count=500)
+
+    html = page(visit(client, offer))
+
+    assert "All 500 samples have been claimed. This offer is sold out and can no longer be claimed." in html
+
+
+# --- The cache: the offer part is the same as rendering it afresh, and follows every change ------
+def test_the_cached_offer_part_is_exactly_what_rendering_it_afresh_gives(client, marketer):
+    offer = launched(marketer, kind="free_trial")
+    variant = offer.variants.get()
+    cache.clear()
+
+    with time_machine.travel(VISIT, tick=False):
+        first, _ = offer_html(offer=offer, variant=variant, language="en", at=VISIT)
+        cached, _ = offer_html(offer=offer, variant=variant, language="en", at=VISIT)
+        context = landing_context(offer=offer, variant=variant, language="en", at=VISIT)
+        with translation.override("en"):
+            fresh = render_to_string("offers/_landing_offer.html", context)
+
+    assert first == cached == fresh
+
+
+@pytest.mark.parametrize(
+    ("change", "shows"),
+    [
+        (lambda offer: Offer.objects.filter(pk=offer.pk).update(promise="Now with a grinder."), "Now with a grinder."),
+        (lambda offer: Variant.objects.filter(offer=offer).update(trial_days=30), "July 1, 2026"),
+        (lambda offer: Product.objects.filter(pk=offer.product_id).update(price_amount=1999), "€19.99"),
+        (lambda offer: Product.objects.filter(pk=offer.product_id).update(name="Beans 2 kg"), "Beans 2 kg"),
+    ],
+)
+def test_a_change_to_the_offer_shows_at_once_even_through_a_conditional_update(client, marketer, change, shows):
+    offer = launched(marketer, kind="free_trial")
+    assert escape(shows) not in page(visit(client, offer))
+
+    change(offer)
+
+    assert escape(shows) in page(visit(client, offer))
+
+
+def test_the_next_day_the_dates_move_with_it(client, marketer):
+    offer = launched(marketer, kind="free_trial")
+    assert escape("June 15, 2026") in page(visit(client, offer))
+
+    html = page(visit(client, offer, at=VISIT + timedelta(days=1)))
+
+    assert escape("June 16, 2026") in html
+    assert_shows_terms(html, offer, "en", at=VISIT + timedelta(days=1))
+
+
+# --- The storefront ------------------------------------------------------------------------------
+def test_home_shows_each_offers_image_promise_and_price_after_the_trial(client, marketer):
+    club = factories.product(sku="coffee-club", name="Coffee club", price_amount=999, interval="month")
+    Product.objects.filter(pk=club.pk).update(image="products/club.jpg")
+    launched(marketer, kind="free_trial", product_=club)
+
+    with time_machine.travel(VISIT, tick=False):
+        html = page(client.get(reverse("home")))
+
+    assert 'src="/media/products/club.jpg"' in html
+    assert escape("The same beans our cafés brew, at home, for two weeks.") in html
+    assert escape("Then €9.99 per month") in html
+
+
+def test_home_leaves_out_what_a_visitor_may_not_see(client, marketer):
+    beans = factories.product()
+    launched(marketer, slug="later-one", name="Later sampler", product_=beans, starts_at=NOW + timedelta(days=2))
+    launched(marketer, slug="past-one", name="Past sampler", product_=beans, ends_at=VISIT - timedelta(minutes=1))
+    sold = launched(marketer, slug="sold-one", name="Sold sampler", product_=beans, inventory=5)
+    Offer.objects.filter(pk=sold.pk).update(claimed_count=5)
+    held = launched(marketer, slug="held-one", name="Held sampler", product_=beans, holdout_percent=50)
+    client.cookies[views.VISITOR_COOKIE] = _cookie_in(held, HOLDOUT)
+    visit(client, held)  # now in its holdout, which sees no offer anywhere
+    shown = launched(marketer, slug="shown-one", name="Shown sampler", product_=beans)
+
+    with time_machine.travel(VISIT, tick=False):
+        html = page(client.get(reverse("home")))
+
+    assert shown.name in html
+    for hidden in ("Later sampler", "Past sampler", "Sold sampler", "Held sampler"):
+        assert hidden not in html
+
+
+def test_home_shows_an_unassigned_visitor_no_arm_of_a_split_offer(client, marketer):
+    offer = _two_arms(marketer)
+
+    with time_machine.travel(VISIT, tick=False):
+        html = page(client.get(reverse("home")))
+
+    assert offer.name in html
+    assert "offer-card__headline" not in html
+    client.cookies[views.VISITOR_COOKIE] = _cookie_in(offer, "month")
+    visit(client, offer)
+    with time_machine.travel(VISIT, tick=False):
+        html = page(client.get(reverse("home")))
+    month = offer.variants.get(name="month")
+    assert escape(offer_terms(offer=offer, variant=month, language="en", at=VISIT).headline) in html

@@ -1,0 +1,240 @@
+"""The landing page under load, as a ratio to a bare Django view that returns "hello", under the
+same gunicorn, the same load and in the same run.
+
+Three cases, each with `wrk -t2 -c32 -d10s` against 4 sync gunicorn workers (DEBUG=0,
+PostgreSQL, the cache on Redis, persistent database connections as configured):
+- hello: `/bench/hello/`, added by a bench-only URLconf (bench/landing_bench_urls.py), through
+  the whole middleware stack;
+- returning visitor: `/o/<slug>/` with the cookie of a visitor already assigned (1,000 of them,
+  taken in turn by a Lua script): the assignment is read;
+- first visit: `/o/<slug>/` with no cookie, so every request is a new visitor whose assignment is
+  written (and who gets a cookie).
+The offer is a card trial with two variants and no holdout, so every request renders the
+landing page proper. Prints requests/s and p99 latency of each, and each landing case's ratio to
+hello (requests/s, and hello's p99 over the case's, so that higher is better in both).
+
+Builds a throw-away PostgreSQL database (test_bench_landing) from DATABASE_URL and drops it at
+the end; needs wrk (`apt-get install wrk`) and Redis (CACHE_URL, default
+redis://127.0.0.1:6379/0). Loopback only; each run is bounded by wrk's -d.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres CACHE_URL=redis://127.0.0.1:6379/7 \\
+        .venv/bin/python bench/bench_landing.py
+"""
+
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from machine_info import machine  # bench/ is the script's folder, first on sys.path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["FORETASTE_ENV"] = "development"
+os.environ["DEBUG"] = "0"
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/0")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+SLUG = "bench-landing"
+VISITORS = 1000
+WORKERS = 4
+LOAD = ("-t2", "-c32", "-d10s")
+PATIENCE = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def seed() -> list[str]:
+    """The offer, and the returning visitors' cookie ids, each already assigned."""
+    from offers.models import Offer, Product, Variant
+    from trials import services
+
+    now = timezone.now()
+    product = Product.objects.create(
+        sku="bench-club", name="Coffee club", price_amount=999, currency="EUR", interval="month"
+    )
+    offer = Offer.objects.create(
+        slug=SLUG,
+        name="Coffee club, first month free",
+        promise="The same beans our cafés brew, at home, for a month.",
+        kind="free_trial",
+        product=product,
+        status=Offer.Status.LIVE,
+        trial_days=30,
+        currency="EUR",
+        starts_at=now - timedelta(days=1),
+        ends_at=now + timedelta(days=60),
+        reminder_days=[7, 3],
+        launched_at=now - timedelta(days=1),
+    )
+    Variant.objects.create(offer=offer, name="month", weight=1, position=0)
+    Variant.objects.create(offer=offer, name="fortnight", weight=1, trial_days=14, position=1)
+    visitors = [f"bench{n:038d}" for n in range(VISITORS)]
+    for visitor in visitors:
+        services.assignment_for_visitor(offer=offer, visitor=visitor, at=now)
+    return visitors
+
+
+def get(port: int, path: str, cookie: str = "") -> tuple[int, str, str]:
+    """status, body and Set-Cookie of one GET on loopback."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        response = conn.getresponse()
+        return response.status, response.read().decode(), response.getheader("Set-Cookie") or ""
+    finally:
+        conn.close()
+
+
+def wait_until_up(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}")
+        try:
+            if get(port, "/bench/hello/")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("gunicorn did not answer in time")
+
+
+def check(port: int, visitor: str) -> None:
+    """Before timing: each case answers what it should."""
+    assert get(port, "/bench/hello/")[:2] == (200, "hello")
+    status, html, cookie = get(port, f"/o/{SLUG}/", f"foretaste_visitor={visitor}")
+    assert status == 200 and "The terms" in html and "foretaste_visitor" not in cookie, (status, cookie)
+    status, html, cookie = get(port, f"/o/{SLUG}/")
+    assert status == 200 and "The terms" in html and "foretaste_visitor=" in cookie, (status, cookie)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, script: str | None = None) -> tuple[float, float, int]:
+    """requests/s, p99 in ms, and the count of non-2xx/3xx answers."""
+    command = ["wrk", *LOAD, "--latency", "--timeout", "5s", url]
+    if script:
+        command[1:1] = ["-s", script]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if errors:
+        print("   ", errors.group(0))
+    return rate, float(value) * _UNITS[unit], int(bad.group(1)) if bad else 0
+
+
+def returning_script(folder: Path, visitors: list[str]) -> str:
+    path = folder / "returning.lua"
+    ids = ",".join(f'"{visitor}"' for visitor in visitors)
+    path.write_text(
+        f"local ids = {{{ids}}}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  return wrk.format("GET", nil, {["Cookie"] = "foretaste_visitor=" .. ids[(n % #ids) + 1]})\n'
+        "end\n"
+    )
+    return str(path)
+
+
+def main():
+    # Skipped, saying so, where it cannot run (`make bench` runs every script).
+    if connection.vendor != "postgresql":
+        print("bench_landing: skipped, it needs PostgreSQL (set DATABASE_URL=postgres://...).")
+        return
+    if shutil.which("wrk") is None:
+        print("bench_landing: skipped, it needs wrk (apt-get install wrk).")
+        return
+    connection.settings_dict["TEST"]["NAME"] = "test_bench_landing"
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-landing-"))
+    server = None
+    try:
+        visitors = seed()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "landing_bench_settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONPATH": f"{BENCH}{os.pathsep}{ROOT}",
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "-w",
+                str(WORKERS),
+                "-b",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_up(port, server)
+        check(port, visitors[0])
+        script = returning_script(scratch, visitors)
+        wrk(base + "/bench/hello/")  # warm-up: every worker imports and connects once
+        wrk(base + f"/o/{SLUG}/", script)
+        results = {
+            "hello": wrk(base + "/bench/hello/"),
+            "returning visitor": wrk(base + f"/o/{SLUG}/", script),
+            "first visit": wrk(base + f"/o/{SLUG}/"),
+        }
+        from trials.models import Assignment
+
+        written = Assignment.objects.count() - VISITORS
+        print(f"landing page vs hello, {WORKERS} sync gunicorn workers, wrk {' '.join(LOAD)}, DEBUG=0, PostgreSQL")
+        print(f"machine: {machine()}")
+        hello_rate, hello_p99, _ = results["hello"]
+        for name, (rate, p99, bad) in results.items():
+            line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
+            if name != "hello":
+                line += f"   ratio {rate / hello_rate:.2f} (req/s), {hello_p99 / p99:.2f} (p99)"
+            if bad:
+                line += f"   non-2xx: {bad}"
+            print(line)
+        print(f"  first visits wrote {written} assignments (including the check and warm-up's)")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        connection.close()
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
