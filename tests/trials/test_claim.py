@@ -18,7 +18,7 @@ from offers.terms import offer_terms
 from tests import factories
 from tests.billing.stripe_world import card_payment_method, setup_intent_confirm
 from tests.factories import NOW
-from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK
+from tests.support import CARD_DECLINES_OFF_SESSION, CARD_NEEDS_3DS, CARD_OK
 from trials import services
 from trials.models import Assignment, ClaimIdentity, ClaimRefusal, ConsentRecord, DailyClaims, Trial, TrialEvent
 
@@ -386,3 +386,65 @@ def test_cancelling_a_card_trial_before_the_end_charges_nothing(card_trial):
     # reaches a charge.
     assert not Trial.objects.filter(pk=trial.pk, status=Trial.Status.ACTIVE).exists()
     assert not Purchase.objects.filter(customer=trial.customer).exists()
+
+
+def bank_authenticates(payment_intent_id: str, client_secret: str) -> None:
+    """What localstripe's ``confirmCardPayment`` does when the customer completes 3-D Secure."""
+    import requests
+    from django.conf import settings
+
+    response = requests.post(
+        f"{settings.STRIPE_API_BASE}/v1/payment_intents/{payment_intent_id}/_authenticate?success=true",
+        json={"key": settings.STRIPE_PUBLISHABLE_KEY, "client_secret": client_secret},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_fee_the_bank_asks_to_authenticate_waits_for_3d_secure_then_completes(marketer):
+    offer = live_offer(marketer, kind="paid_trial", trial_price=100, slug="paid-club")
+    trial = reserve(assigned(offer, "ann@example.com"))
+    payment = services.claim_payment_start(trial_id=trial.pk, at=AT)
+    method = card_payment_method(CARD_NEEDS_3DS)
+    assert setup_intent_confirm(setup_intent_id=payment.setup_intent_id, payment_method_id=method).status == (
+        "requires_action"
+    )
+    refused(
+        "card_pending",
+        lambda: services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=AT),
+    )
+    gateway.client().v1.setup_intents.confirm(payment.setup_intent_id)  # confirmCardSetup after its modal
+
+    with pytest.raises(services.ClaimPaymentAction) as asked:
+        services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=AT)
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.RESERVED and not Purchase.objects.exists()
+    bank_authenticates(asked.value.payment_intent_id, asked.value.client_secret)
+    confirmed = services.claim_confirm(
+        trial_id=trial.pk, setup_intent_id=payment.setup_intent_id,
+        payment_intent_id=asked.value.payment_intent_id, at=AT + timedelta(minutes=1),
+    )  # fmt: skip
+
+    assert confirmed.status == Trial.Status.ACTIVE
+    assert Purchase.objects.get(trial=trial).external_id == asked.value.payment_intent_id
+    assert confirmed.consent.card_last4 == CARD_NEEDS_3DS[-4:]
+
+
+def test_a_card_already_used_is_refused_before_any_fee_is_charged(marketer):
+    offer = live_offer(marketer, kind="paid_trial", trial_price=100, slug="paid-club")
+    trials = []
+    for email in ("ann@example.com", "ann.again@example.com"):
+        trial = reserve(assigned(offer, email))
+        payment = services.claim_payment_start(trial_id=trial.pk, at=AT)
+        browser_saves_card(payment)
+        trials.append((trial, payment))
+
+    (first, first_payment), (second, second_payment) = trials
+    services.claim_confirm(trial_id=first.pk, setup_intent_id=first_payment.setup_intent_id, at=AT)
+    refused(
+        "same_card",
+        lambda: services.claim_confirm(trial_id=second.pk, setup_intent_id=second_payment.setup_intent_id, at=AT),
+    )
+
+    assert Purchase.objects.count() == 1
+    assert Trial.objects.filter(offer=offer, stripe_payment_intent_id="").get().status == Trial.Status.ABANDONED
