@@ -448,3 +448,24 @@ def test_a_card_already_used_is_refused_before_any_fee_is_charged(marketer):
 
     assert Purchase.objects.count() == 1
     assert Trial.objects.filter(offer=offer, stripe_payment_intent_id="").get().status == Trial.Status.ABANDONED
+
+
+def test_stripe_slow_at_claim_gives_up_releases_and_says_try_again(card_trial, settings, monkeypatch):
+    import socket
+
+    # A server that accepts the connection and never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        trial = reserve(assigned(card_trial, "ann@example.com"))
+        settings.STRIPE_API_BASE = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setattr(services, "CLAIM_STRIPE_TIMEOUT", 0.5)
+
+        with pytest.raises(services.ClaimUnavailable):
+            services.claim_payment_start(trial_id=trial.pk, at=AT)
+    finally:
+        silent.close()
+
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.ABANDONED and counters_agree(card_trial)
