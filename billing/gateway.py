@@ -2,8 +2,9 @@
 
 Everything else in Foretaste talks to payments through these functions, which take and return
 plain Python values (ids, integers of minor units, small dataclasses), never Stripe objects.
-Foretaste writes little at Stripe: the catalogue (``price_sync``). Everything else here reads:
-webhooks and the events list in, and the current state of payments for the handlers.
+Foretaste writes little at Stripe: the catalogue (``price_sync``), and at a claim the customer,
+the SetupIntent that saves the card and the charge of a fee ("Claims", at the end). Everything
+else here reads: webhooks and the events list in, and the current state of payments.
 
 Rules kept here:
 - Every call has an explicit timeout and a bounded number of network retries.

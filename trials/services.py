@@ -160,6 +160,9 @@ def trials_import(*, trials: list[Trial]) -> None:
 # --- Claims --------------------------------------------------------------------------------------
 # A reservation not confirmed within this long (the tab was closed) is released by the beat job.
 RESERVATION_TTL = timedelta(minutes=30)
+# A fee is charged only while this much of the reservation is left, so that the charge and the
+# confirmation that follows it (seconds) never race the beat job's release.
+CHARGE_MARGIN = timedelta(minutes=5)
 # A claim waits this long for Stripe, with no retries, before it gives up and says "try again":
 # the customer is looking at the page.
 CLAIM_STRIPE_TIMEOUT = 5.0
@@ -483,6 +486,9 @@ def _fee_charge(trial: Trial, *, payment_intent_id: str | None, method: str, at:
     else:
         if payment_intent_id:
             raise _refused("tampered", language=trial.language)
+        if at - trial.claimed_at > RESERVATION_TTL - CHARGE_MARGIN:
+            claim_release(trial_id=trial.pk, reason="too late to charge the fee", at=at)
+            raise _refused("expired", language=trial.language)
         try:
             payment = gateway.payment_intent_charge(
                 customer_id=trial.customer.stripe_customer_id, payment_method_id=method, amount=fee,

@@ -469,3 +469,19 @@ def test_stripe_slow_at_claim_gives_up_releases_and_says_try_again(card_trial, s
 
     trial.refresh_from_db()
     assert trial.status == Trial.Status.ABANDONED and counters_agree(card_trial)
+
+
+def test_a_fee_is_not_charged_when_the_reservation_is_about_to_be_released(marketer):
+    offer = live_offer(marketer, kind="paid_trial", trial_price=100, slug="paid-club")
+    trial = reserve(assigned(offer, "ann@example.com"))
+    payment = services.claim_payment_start(trial_id=trial.pk, at=AT)
+    browser_saves_card(payment)
+    late = AT + services.RESERVATION_TTL - services.CHARGE_MARGIN + timedelta(seconds=1)
+
+    refused(
+        "expired", lambda: services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=late)
+    )
+
+    trial.refresh_from_db()
+    assert (trial.status, trial.stripe_payment_intent_id) == (Trial.Status.ABANDONED, "")
+    assert not Purchase.objects.exists() and counters_agree(offer)
