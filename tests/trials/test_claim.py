@@ -25,6 +25,7 @@ from trials.models import Assignment, ClaimIdentity, ClaimRefusal, ConsentRecord
 pytestmark = pytest.mark.django_db
 AT = NOW + timedelta(hours=1)
 BROWSER = {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (test)"}
+CARD_DECLINED = "4000000000000002"  # declined as soon as it is saved
 HOME = {"line1": "Via Roma 1", "postal_code": "00100", "city": "Roma", "country": "IT"}
 
 
@@ -485,3 +486,38 @@ def test_a_fee_is_not_charged_when_the_reservation_is_about_to_be_released(marke
     trial.refresh_from_db()
     assert (trial.status, trial.stripe_payment_intent_id) == (Trial.Status.ABANDONED, "")
     assert not Purchase.objects.exists() and counters_agree(offer)
+
+
+def test_a_card_declined_while_saving_releases_the_reservation(card_trial):
+    trial = reserve(assigned(card_trial, "ann@example.com"))
+    payment = services.claim_payment_start(trial_id=trial.pk, at=AT)
+    with pytest.raises(Exception, match="declined"):  # what Stripe.js shows the customer
+        setup_intent_confirm(
+            setup_intent_id=payment.setup_intent_id, payment_method_id=card_payment_method(CARD_DECLINED)
+        )
+
+    refused(
+        "card_declined",
+        lambda: services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=AT),
+    )
+
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.ABANDONED and counters_agree(card_trial) and card_trial.claimed_count == 0
+
+
+def test_releasing_a_claim_whose_fee_waits_for_the_bank_cancels_the_fee_at_stripe(
+    marketer, django_capture_on_commit_callbacks
+):
+    offer = live_offer(marketer, kind="paid_trial", trial_price=100, slug="paid-club")
+    trial = reserve(assigned(offer, "ann@example.com"))
+    payment = services.claim_payment_start(trial_id=trial.pk, at=AT)
+    setup_intent_confirm(setup_intent_id=payment.setup_intent_id, payment_method_id=card_payment_method(CARD_NEEDS_3DS))
+    gateway.client().v1.setup_intents.confirm(payment.setup_intent_id)
+    with pytest.raises(services.ClaimPaymentAction) as asked:
+        services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=AT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.reservations_release_stale(at=AT + services.RESERVATION_TTL + timedelta(seconds=1)) == 1
+
+    assert gateway.payment_intent_get(payment_intent_id=asked.value.payment_intent_id).status == "canceled"
+    assert not Purchase.objects.exists()
