@@ -163,6 +163,8 @@ RESERVATION_TTL = timedelta(minutes=30)
 # A fee is charged only while this much of the reservation is left, so that the charge and the
 # confirmation that follows it (seconds) never race the beat job's release.
 CHARGE_MARGIN = timedelta(minutes=5)
+# Held in ``stripe_payment_intent_id`` while one confirmation charges the fee.
+CHARGING = "charging"
 # A claim waits this long for Stripe, with no retries, before it gives up and says "try again":
 # the customer is looking at the page.
 CLAIM_STRIPE_TIMEOUT = 5.0
@@ -477,6 +479,8 @@ def _fee_charge(trial: Trial, *, payment_intent_id: str | None, method: str, at:
     from billing import gateway
 
     fee, fee_kind = _fee(trial)
+    if trial.stripe_payment_intent_id == CHARGING:
+        raise _refused("card_pending", language=trial.language)
     if trial.stripe_payment_intent_id:
         if (payment_intent_id or trial.stripe_payment_intent_id) != trial.stripe_payment_intent_id:
             raise _refused("tampered", language=trial.language)
@@ -489,6 +493,13 @@ def _fee_charge(trial: Trial, *, payment_intent_id: str | None, method: str, at:
         if at - trial.claimed_at > RESERVATION_TTL - CHARGE_MARGIN:
             claim_release(trial_id=trial.pk, reason="too late to charge the fee", at=at)
             raise _refused("expired", language=trial.language)
+        # Claimed with a conditional update before Stripe is called: of two confirms racing (a
+        # double submit), one charges and the other is told to wait. (localstripe ignores the
+        # idempotency key, which alone would have made them one charge at Stripe.)
+        if not Trial.objects.filter(pk=trial.pk, status=Trial.Status.RESERVED, stripe_payment_intent_id="").update(
+            stripe_payment_intent_id=CHARGING
+        ):
+            raise _refused("card_pending", language=trial.language)
         try:
             payment = gateway.payment_intent_charge(
                 customer_id=trial.customer.stripe_customer_id, payment_method_id=method, amount=fee,
@@ -497,10 +508,12 @@ def _fee_charge(trial: Trial, *, payment_intent_id: str | None, method: str, at:
                           "trial_id": str(trial.pk)},
             )  # fmt: skip
         except gateway.GatewayUnavailable:
+            # Not known whether it was charged: the same key repeats this charge at Stripe.
+            Trial.objects.filter(pk=trial.pk, stripe_payment_intent_id=CHARGING).update(stripe_payment_intent_id="")
             raise
         except gateway.GatewayError:
             _payment_settled(trial, "declined", at=at)
-        Trial.objects.filter(pk=trial.pk, status=Trial.Status.RESERVED).update(stripe_payment_intent_id=payment.id)
+        Trial.objects.filter(pk=trial.pk, stripe_payment_intent_id=CHARGING).update(stripe_payment_intent_id=payment.id)
         trial.stripe_payment_intent_id = payment.id
     if payment.status == "requires_action":
         raise ClaimPaymentAction(payment_intent_id=payment.id, client_secret=payment.client_secret)
@@ -634,7 +647,7 @@ def _consent_write(*, trial: Trial, terms_text: str, card, method: str, at: date
         user_agent=trial.claim_user_agent, trial_price=trial.variant.effective_trial_price,
         price_after=offer.product.price_amount, currency=offer.currency, trial_ends_at=trial.ends_at,
         card_last4=card.last4 if card else "", card_fingerprint=card.fingerprint if card else "",
-        stripe_customer_id=trial.customer.stripe_customer_id or "" if method else "",
+        stripe_customer_id=(trial.customer.stripe_customer_id or "") if method else "",
         stripe_setup_intent_id=trial.stripe_setup_intent_id, stripe_payment_intent_id=trial.stripe_payment_intent_id,
         stripe_payment_method_id=method,
     )  # fmt: skip
@@ -655,7 +668,7 @@ def claim_release(*, trial_id: int, reason: str, at: datetime) -> bool:
             DailyClaims.objects.filter(offer_id=trial.offer_id, day=trial.claim_day).update(claimed=F("claimed") - 1)
         Offer.objects.filter(pk=trial.offer_id).update(claimed_count=F("claimed_count") - 1)
         payment = trial.stripe_payment_intent_id
-        if payment:
+        if payment and payment != CHARGING:
             transaction.on_commit(lambda: _payment_cancel(payment))
     return True
 
