@@ -523,6 +523,11 @@ def test_releasing_a_claim_whose_fee_waits_for_the_bank_cancels_the_fee_at_strip
     assert not Purchase.objects.exists()
 
 
+def payment_intents_of(stripe_customer: str) -> set[str]:
+    intents = gateway.client().v1.payment_intents.list({"limit": 100}).auto_paging_iter()
+    return {intent.id for intent in intents if intent.customer == stripe_customer}
+
+
 def test_a_second_confirm_while_the_first_is_charging_the_fee_waits_and_charges_nothing(marketer):
     offer = live_offer(marketer, kind="paid_trial", trial_price=100, slug="paid-club")
     trial = reserve(assigned(offer, "ann@example.com"))
@@ -530,14 +535,13 @@ def test_a_second_confirm_while_the_first_is_charging_the_fee_waits_and_charges_
     browser_saves_card(payment)
     # The first confirmation has claimed the charge and is calling Stripe.
     Trial.objects.filter(pk=trial.pk).update(stripe_payment_intent_id=services.CHARGING)
+    before = payment_intents_of(User.objects.get(pk=trial.customer_id).stripe_customer_id)
 
     refused(
         "card_pending",
         lambda: services.claim_confirm(trial_id=trial.pk, setup_intent_id=payment.setup_intent_id, at=AT),
     )
 
-    customer = User.objects.get(pk=trial.customer_id).stripe_customer_id
-    intents = gateway.client().v1.payment_intents.list({"limit": 100}).auto_paging_iter()
-    assert not [intent.id for intent in intents if intent.customer == customer]
+    assert payment_intents_of(User.objects.get(pk=trial.customer_id).stripe_customer_id) == before
     trial.refresh_from_db()
     assert trial.status == Trial.Status.RESERVED
