@@ -81,6 +81,7 @@ class OutboxPurpose(models.TextChoices):
     REMINDER = "reminder", _("reminder")
     RECEIPT = "receipt", _("receipt")
     PAYMENT_ACTION = "payment_action", _("payment needs action")
+    CANCELLATION = "cancellation", _("cancellation confirmed")
 
 
 class OutboxMessage(models.Model):

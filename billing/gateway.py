@@ -2,8 +2,9 @@
 
 Everything else in Foretaste talks to payments through these functions, which take and return
 plain Python values (ids, integers of minor units, small dataclasses), never Stripe objects.
-Foretaste writes little at Stripe: the catalogue (``price_sync``). Everything else here reads:
-webhooks and the events list in, and the current state of payments for the handlers.
+Foretaste writes little at Stripe: the catalogue (``price_sync``), and at a claim the customer,
+the SetupIntent that saves the card and the charge of a fee ("Claims", at the end). Everything
+else here reads: webhooks and the events list in, and the current state of payments.
 
 Rules kept here:
 - Every call has an explicit timeout and a bounded number of network retries.
@@ -458,3 +459,137 @@ def customer_email(*, customer_id: str) -> str | None:
     """The email Stripe holds for a customer; None for a deleted customer or none given."""
     data = _as_dict(_call(client().v1.customers.retrieve, customer_id))
     return None if data.get("deleted") else data.get("email")
+
+
+# --- Claims: customers, saving a card, charging a fee ---------------------------------------------
+# A claim reserves a unit, commits, then calls these (no database lock is held meanwhile), then
+# confirms or releases (trials/services.py, "Claims"). Each write is keyed by our trial's or
+# customer's id, so a double submit or a retried request repeats the write at Stripe instead of
+# making a second object. localstripe ignores the keys; the claim's reservation (one open trial
+# per assignment, and the ids stored on it) is the guard there.
+@dataclass(frozen=True)
+class SetupIntentResult:
+    id: str
+    client_secret: str
+    status: str
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True)
+class PaymentIntentResult:
+    id: str
+    client_secret: str
+    status: str
+    amount: int
+    currency: str
+    payment_method_id: str | None
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    last4: str
+    fingerprint: str
+
+
+def customer_get_or_create(*, our_id: str, email: str, name: str = "", timeout: float | None = None) -> str:
+    """The Stripe customer for one of ours (found by our id in its metadata), created once."""
+    api = client(timeout=timeout).v1.customers
+    for customer in _call(api.list, {"email": email, "limit": 100}).data:
+        if (_as_dict(customer).get("metadata") or {}).get("foretaste_id") == our_id:
+            return customer.id
+    params = {"email": email, "metadata": {"foretaste_id": our_id}}
+    if name:
+        params["name"] = name
+    return _call(api.create, params, _options(f"customer-{our_id}")).id
+
+
+def _setup_result(intent) -> SetupIntentResult:
+    data = _as_dict(intent)
+    return SetupIntentResult(
+        id=data["id"],
+        client_secret=data["client_secret"],
+        status=data["status"],
+        payment_method_id=_id_of(data.get("payment_method")),
+    )
+
+
+def setup_intent_start(*, customer_id: str, idempotency_key: str, timeout: float | None = None) -> SetupIntentResult:
+    """Begin saving a card for off-session charges (the browser confirms it with Stripe.js)."""
+    params = {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
+    return _setup_result(
+        _call(client(timeout=timeout).v1.setup_intents.create, params, _options(f"setup-{idempotency_key}"))
+    )
+
+
+def setup_intent_get(*, setup_intent_id: str, timeout: float | None = None) -> SetupIntentResult:
+    return _setup_result(_call(client(timeout=timeout).v1.setup_intents.retrieve, setup_intent_id))
+
+
+def _payment_result(intent) -> PaymentIntentResult:
+    data = _as_dict(intent)
+    return PaymentIntentResult(
+        id=data["id"],
+        client_secret=data["client_secret"],
+        status=data["status"],
+        amount=data["amount"],
+        currency=data["currency"].upper(),
+        payment_method_id=_id_of(data.get("payment_method")),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def payment_intent_charge(
+    *,
+    customer_id: str,
+    payment_method_id: str,
+    amount: int,
+    currency: str,
+    idempotency_key: str,
+    metadata: dict[str, str],
+    timeout: float | None = None,
+) -> PaymentIntentResult:
+    """Charge a card the customer has just saved, while they are on the page: a trial's fee or a
+    sample's price, in minor units. ``requires_action`` means the bank asks for 3-D Secure, which
+    the page completes with ``confirmCardPayment``; a decline raises ``GatewayError`` (code
+    ``card_declined``). The intent is created and confirmed in one call, with the card: localstripe
+    cannot confirm an existing intent with a new payment method."""
+    if amount <= 0:
+        raise ValueError("amount must be a positive number of minor units")
+    params = {
+        "amount": amount,
+        "currency": currency.lower(),
+        "customer": customer_id,
+        "payment_method": payment_method_id,
+        "payment_method_types": ["card"],
+        "confirm": True,
+        "metadata": metadata,
+    }
+    return _payment_result(
+        _call(client(timeout=timeout).v1.payment_intents.create, params, _options(f"payment-{idempotency_key}"))
+    )
+
+
+def payment_intent_get(*, payment_intent_id: str, timeout: float | None = None) -> PaymentIntentResult:
+    return _payment_result(_call(client(timeout=timeout).v1.payment_intents.retrieve, payment_intent_id))
+
+
+def payment_intent_cancel(*, payment_intent_id: str, timeout: float | None = None) -> str:
+    """Cancel a payment that was not made (a released claim); returns its status. A payment that
+    already succeeded or was cancelled is left as it is."""
+    api = client(timeout=timeout).v1.payment_intents
+    status = _as_dict(_call(api.retrieve, payment_intent_id))["status"]
+    if status in ("succeeded", "canceled"):
+        return status
+    # Stripe takes an idempotency key here; a repeated cancel is refused as already cancelled.
+    return _as_dict(_call(api.cancel, payment_intent_id, {}, _options(f"cancel-{payment_intent_id}")))["status"]
+
+
+@_read("payment method")
+def card_details(*, payment_method_id: str, timeout: float | None = None) -> CardDetails:
+    """A saved card's last 4 digits and fingerprint (the same number gives the same fingerprint
+    for every customer, which is how one person with two accounts is told apart)."""
+    card = _as_dict(_call(client(timeout=timeout).v1.payment_methods.retrieve, payment_method_id)).get("card") or {}
+    if not card.get("fingerprint") or not card.get("last4"):
+        raise GatewayError(f"Stripe's payment method {payment_method_id} has no card fingerprint or last 4 digits.")
+    return CardDetails(last4=card["last4"], fingerprint=card["fingerprint"])

@@ -36,4 +36,6 @@ app.conf.beat_schedule = {
     "offers-advance": {"task": "offers.tasks.offers_advance_task", "schedule": 60},
     "stripe-events-retry": {"task": "billing.tasks.stripe_events_retry_task", "schedule": 60},
     "stripe-reconcile": {"task": "billing.tasks.stripe_reconcile_task", "schedule": 600},
+    # Claims left unconfirmed (the tab closed) give their unit back: trials/services.py.
+    "reservations-release-stale": {"task": "trials.tasks.reservations_release_stale_task", "schedule": 300},
 }

@@ -81,6 +81,8 @@ class Trial(models.Model):
         CANCELLED = "cancelled", "cancelled"
         EXPIRED = "expired", "expired"
         ABANDONED = "abandoned", "abandoned"
+        # A claim in progress: a unit is held for it while Stripe is called (trials/services.py).
+        RESERVED = "reserved", "reserved"
 
     assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="trial")
     offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="trials")
@@ -92,9 +94,22 @@ class Trial(models.Model):
     converted_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Assignment.Source.choices, default=Assignment.Source.WEB)
+    # Set by the claim (trials/services.py, "Claims"): the local day whose daily unit it holds,
+    # the language its terms were written in, where a physical sample goes, and its Stripe ids.
+    claim_day = models.DateField(null=True, blank=True)
+    language = models.CharField(max_length=10, blank=True)
+    shipping_address = models.JSONField(default=dict, blank=True)
+    stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    claim_ip = models.GenericIPAddressField(null=True, blank=True)
+    claim_user_agent = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "ends_at"]), models.Index(fields=["offer", "status"])]
+        indexes = [
+            models.Index(fields=["status", "ends_at"]),
+            models.Index(fields=["offer", "status"]),
+            models.Index(fields=["status", "claimed_at"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gte=models.F("claimed_at")), name="trial_ends_after_claim")
         ]
@@ -117,3 +132,107 @@ class TrialEvent(models.Model):
 
     def __str__(self):
         return f"trial {self.trial_id}: {self.from_status or '-'} → {self.to_status} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ClaimIdentity(models.Model):
+    """One way of telling a person apart (their canonical email, their card's fingerprint, their
+    normalized shipping address) held by one trial of one offer.
+
+    The unique (offer, kind, value) is the guard of "one trial per person": two claims racing
+    with the same email, card or address cannot both insert their row, whatever either read
+    before. A reservation inserts its email and address rows; the confirmation adds the card's.
+    Releasing a reservation deletes its rows, so the person may claim again."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "email"
+        CARD = "card", "card"
+        ADDRESS = "address", "address"
+
+    offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="claim_identities")
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    value = models.CharField(max_length=500)
+
+    class Meta:
+        constraints = [
+            # Guards against two concurrent claims by one person both succeeding.
+            models.UniqueConstraint(fields=["offer", "kind", "value"], name="claim_identity_once_per_offer"),
+        ]
+
+    def __str__(self):
+        return f"{self.offer_id}/{self.kind}: trial {self.trial_id}"
+
+
+class DailyClaims(models.Model):
+    """How many units of an offer the claims of one local day hold, for its daily limit.
+
+    Written only by conditional UPDATEs (``claimed < limit``) in the claim's transaction, so two
+    claims racing for the day's last unit cannot both take it; the row for a day is created
+    once, under its unique constraint."""
+
+    offer = models.ForeignKey("offers.Offer", on_delete=models.CASCADE, related_name="daily_claims")
+    day = models.DateField()
+    claimed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["offer", "day"], name="daily_claims_once_per_day")]
+
+    def __str__(self):
+        return f"{self.offer_id} on {self.day}: {self.claimed}"
+
+
+class ClaimRefusal(models.Model):
+    """How many claims of an offer were refused, per reason (sold out, daily limit, and the rule
+    that caught a second trial by the same person: ``same_email``, ``same_card``,
+    ``same_address``). A counter, incremented with F() after the refused claim rolled back."""
+
+    offer = models.ForeignKey("offers.Offer", on_delete=models.CASCADE, related_name="claim_refusals")
+    reason = models.CharField(max_length=30)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["offer", "reason"], name="claim_refusal_once_per_reason")]
+
+    def __str__(self):
+        return f"{self.offer_id}: {self.reason}: {self.count}"
+
+
+class ConsentRecord(models.Model):
+    """What a customer agreed to when they claimed a trial, exactly as they were shown it.
+    Append-only: written once by the claim's confirmation, never updated or deleted (the admin
+    shows it read-only). ``terms_sha256`` is the SHA-256 of ``terms_text`` as UTF-8."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="consent")
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consents")
+    offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="consents")
+    variant = models.ForeignKey("offers.Variant", on_delete=models.PROTECT, related_name="consents")
+    # The offer's version: the id of its latest change (offers.OfferChange) when the terms were
+    # made, and the terms-bearing fields of the offer and the variant as they were.
+    offer_version = models.PositiveBigIntegerField(default=0)
+    offer_snapshot = models.JSONField(default=dict)
+    variant_snapshot = models.JSONField(default=dict)
+    terms_text = models.TextField()
+    terms_sha256 = models.CharField(max_length=64)
+    language = models.CharField(max_length=10)
+    consented_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    trial_price = models.PositiveIntegerField()
+    price_after = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    trial_ends_at = models.DateTimeField()
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_fingerprint = models.CharField(max_length=100, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_method_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(terms_sha256__regex=r"^[0-9a-f]{64}$"), name="consent_sha256_hex")
+        ]
+
+    def __str__(self):
+        return f"consent of trial {self.trial_id} at {self.consented_at:%Y-%m-%d %H:%M}"

@@ -220,8 +220,10 @@ def _next_charge(trial: Trial, language: str) -> NextCharge | None:
 
 
 def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
+    # A reservation never completed (a closed tab, a declined card) is not a trial of theirs.
     trials = (
         Trial.objects.filter(customer=customer)
+        .exclude(status__in=(Trial.Status.RESERVED, Trial.Status.ABANDONED))
         .select_related("offer__product", "variant__offer")
         .order_by("-claimed_at", "-pk")
     )
@@ -360,3 +362,22 @@ def trial_emails(*, trial: Trial) -> QuerySet[OutboxMessage]:
 def trial_charges(*, trial: Trial) -> QuerySet[Purchase]:
     """The ledger rows of this trial: its fee or sample charge, the conversion, refunds."""
     return Purchase.objects.filter(trial=trial).order_by("purchased_at", "pk")
+
+
+# --- Claims ----------------------------------------------------------------------------------------
+def trial_get_for_customer(*, trial_id, customer) -> Trial:
+    """The customer's own trial; ``Http404`` for anyone else's (never a 403, which would say it
+    exists) and for an id that is not a number."""
+    try:
+        return Trial.objects.select_related("offer__product", "variant").get(pk=int(trial_id), customer=customer)
+    except (Trial.DoesNotExist, TypeError, ValueError):
+        raise Http404(_("No such trial.")) from None
+
+
+def trial_list_stale_reservations(*, before: datetime, limit: int = 500) -> list[int]:
+    """Reservations made before ``before`` and still not confirmed, oldest first."""
+    return list(
+        Trial.objects.filter(status=Trial.Status.RESERVED, claimed_at__lt=before)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )

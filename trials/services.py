@@ -2,19 +2,41 @@
 or for many at once (the imports), with the same guarantees: the trials are locked, only those
 in a state the transition may start from move, and each move writes a TrialEvent naming the
 state it really left, in the same transaction. So no transition happens twice, and the history
-is true even when two writers race."""
+is true even when two writers race.
 
+Claims (the section "Claims" below). A reservation is a trial in the state ``reserved``, not a
+row of its own: it holds the unit, the day's unit and the person's identity rows that the claim
+took, and it is the same row that becomes ``active`` on confirmation or ``abandoned`` on release,
+so its whole story is one TrialEvent history, and the one-trial-per-assignment constraint makes a
+double submit find the reservation already made. The order of work is: ``claim_reserve`` (one
+transaction: the trial, the identity rows, the daily and inventory counters, each guarded by a
+constraint or a conditional UPDATE) → commit → ``claim_payment_start`` (Stripe, no lock held) →
+the browser (Stripe.js) → ``claim_confirm`` (reads Stripe, then one transaction: the card's
+identity row, the consent record, reserved → active, the fee's ledger row) or ``claim_release``
+(reserved → abandoned, everything given back). The beat job ``reservations_release_stale``
+releases what a closed tab left behind. An abandoned trial can be reserved again by the same
+assignment (abandoned → reserved), because a declined card or a closed tab is not a claim."""
+
+import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DateTimeField, Value, When
+from django.db.models import Case, DateTimeField, F, Max, Q, Value, When
+from django.utils import translation
+from django.utils.translation import gettext
 
+from accounts.models import OutboxPurpose
 from config.batches import batches
 from offers import rules
-from trials.models import Assignment, Trial, TrialEvent
+from offers.models import Offer
+from offers.terms import local_day, long_date, offer_terms, supported_language, trial_end
+from trials.models import Assignment, ClaimIdentity, ClaimRefusal, ConsentRecord, DailyClaims, Trial, TrialEvent
 from trials.selectors import assignment_get
+
+logger = logging.getLogger(__name__)
 
 BATCH = 500  # trials locked and moved per statement
 
@@ -254,3 +276,582 @@ def _join(customer, visitor: str) -> Joined:
                 held[offer_id] = Assignment.objects.get(offer_id=offer_id, customer=customer).pk
         superseded += unclaimed.update(superseded_by_id=held[offer_id])
     return Joined(joined, superseded)
+
+
+# --- Claims --------------------------------------------------------------------------------------
+# A reservation not confirmed within this long (the tab was closed) is released by the beat job.
+RESERVATION_TTL = timedelta(minutes=30)
+# A fee is charged only while this much of the reservation is left, so that the charge and the
+# confirmation that follows it (seconds) never race the beat job's release.
+CHARGE_MARGIN = timedelta(minutes=5)
+# Held in ``stripe_payment_intent_id`` while one confirmation charges the fee.
+CHARGING = "charging"
+# A claim waits this long for Stripe, with no retries, before it gives up and says "try again":
+# the customer is looking at the page.
+CLAIM_STRIPE_TIMEOUT = 5.0
+# The outbox has no purpose of its own for cancellation confirmations yet (accounts/ belongs to
+# another change); until it has, they are filed as account notices.
+CANCELLATION_PURPOSE = OutboxPurpose.CANCELLATION
+SAME_PERSON = {
+    ClaimIdentity.Kind.EMAIL: "same_email",
+    ClaimIdentity.Kind.CARD: "same_card",
+    ClaimIdentity.Kind.ADDRESS: "same_address",
+}
+ADDRESS_FIELDS = ("line1", "line2", "postal_code", "city", "country")
+
+
+class ClaimRefused(Exception):
+    """The claim cannot be made; ``code`` says why (``sold_out``, ``daily_limit``, ``same_email``
+    …), ``message`` says it to the customer in plain words. Nothing was kept."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ClaimUnavailable(Exception):
+    """Stripe could not be reached in time. The reservation was released (or is kept, when the
+    card may already be saved, for a retry); the customer should try again."""
+
+
+def _message(code: str, **values) -> str:
+    messages = {
+        "not_yours": gettext("This offer page was not opened by you. Please open the offer again."),
+        "holdout": gettext("This offer is not available to you."),
+        "not_live": gettext("This offer is not open for claims."),
+        "paused": gettext("This offer is paused for now."),
+        "not_started": gettext("This offer has not started yet."),
+        "ended": gettext("This offer has ended."),
+        "sold_out": gettext("All samples have been claimed."),
+        "daily_limit": gettext("Today's samples have all been claimed. Please come back tomorrow."),
+        "country": gettext("Not available in your country."),
+        "not_new": gettext("This offer is for new customers."),
+        "recent_purchase": gettext("This offer is for customers who have not bought recently."),
+        "already_claimed": gettext("You already tried this on %(date)s."),
+        "same_email": gettext("You already tried this on %(date)s."),
+        "same_card": gettext("This card was already used for this offer, on %(date)s."),
+        "same_address": gettext("A sample was already sent to this address, on %(date)s."),
+        "address": gettext("Please give a complete shipping address: %(problem)s"),
+        "expired": gettext("Your claim was not completed in time. Please claim the offer again."),
+        "tampered": gettext("The form was changed. Please open the offer again."),
+        "card_declined": gettext("The card was not accepted. Please try another card."),
+        "card_pending": gettext("The card is not confirmed yet. Please complete the check your bank asks for."),
+    }
+    return messages[code] % values if values else messages[code]
+
+
+def _refused(code: str, *, language: str = "", **values) -> ClaimRefused:
+    with translation.override(supported_language(language)):
+        return ClaimRefused(code, _message(code, **values))
+
+
+def _claim_refusal_count(*, offer_id: int, reason: str) -> None:
+    """Count one refused claim, after the claim's own transaction rolled back. A counter row per
+    (offer, reason), created once under its unique constraint and then only incremented."""
+    counted = ClaimRefusal.objects.filter(offer_id=offer_id, reason=reason).update(count=F("count") + 1)
+    if counted:
+        return
+    try:
+        with transaction.atomic():
+            ClaimRefusal.objects.create(offer_id=offer_id, reason=reason, count=1)
+    except IntegrityError:  # created by a refusal racing this one
+        ClaimRefusal.objects.filter(offer_id=offer_id, reason=reason).update(count=F("count") + 1)
+
+
+def _address_normalized(address: dict | None, *, language: str) -> tuple[dict, str]:
+    address = {name: str((address or {}).get(name, "")).strip() for name in ADDRESS_FIELDS}
+    missing = [name for name in ("line1", "postal_code", "city", "country") if not address[name]]
+    too_long = [name for name, value in address.items() if len(value) > 200]
+    if missing or too_long or len(address["country"]) != 2 or not address["country"].isalpha():
+        problem = ", ".join(missing + too_long) or "country"
+        raise _refused("address", language=language, problem=problem)
+    address["country"] = address["country"].upper()
+    return address, rules.normalized_address(**address)
+
+
+def _identity_take(*, offer_id: int, trial: Trial, kind: str, value: str, language: str) -> None:
+    try:
+        with transaction.atomic():
+            ClaimIdentity.objects.create(offer_id=offer_id, trial=trial, kind=kind, value=value[:500])
+    except IntegrityError:
+        holder = ClaimIdentity.objects.filter(offer_id=offer_id, kind=kind, value=value[:500]).select_related("trial")
+        held = holder.first()
+        when = held.trial.claimed_at if held else trial.claimed_at
+        raise _refused(
+            SAME_PERSON[kind], language=language, date=long_date(when, supported_language(language))
+        ) from None
+
+
+def _daily_unit_take(*, offer: Offer, day, language: str) -> None:
+    DailyClaims.objects.get_or_create(offer=offer, day=day)
+    taken = DailyClaims.objects.filter(offer=offer, day=day, claimed__lt=offer.daily_limit).update(
+        claimed=F("claimed") + 1
+    )
+    if not taken:
+        raise _refused("daily_limit", language=language)
+
+
+def _unit_take(*, offer: Offer, language: str, at: datetime) -> None:
+    # The CHECK (claimed_count <= inventory) is the guard; the condition here only turns the last
+    # unit's race into a refusal instead of an IntegrityError. ``status=live`` in the same UPDATE
+    # refuses a claim on an offer paused while its form was open.
+    taken = (
+        Offer.objects.filter(pk=offer.pk, status=Offer.Status.LIVE)
+        .filter(Q(inventory__isnull=True) | Q(claimed_count__lt=F("inventory")))
+        .update(claimed_count=F("claimed_count") + 1)
+    )
+    if not taken:
+        now = Offer.objects.get(pk=offer.pk)
+        if now.status != Offer.Status.LIVE:
+            raise _refused("paused" if now.status == Offer.Status.PAUSED else "not_live", language=language)
+        raise _refused("sold_out", language=language)
+
+
+def _last_purchase_at(customer) -> datetime | None:
+    from billing.models import Purchase  # billing's ledger imports this module
+
+    return Purchase.objects.filter(customer=customer, kind=Purchase.Kind.REGULAR, amount__gt=0).aggregate(
+        last=Max("purchased_at")
+    )["last"]
+
+
+def _trial_reserve_row(*, assignment, offer: Offer, customer, fields: dict, language: str, at: datetime):
+    """The reserved trial of this assignment, and whether this call reserved it (False: a double
+    submit found the reservation already made)."""
+    try:
+        with transaction.atomic():
+            trial = Trial.objects.create(
+                assignment=assignment, offer=offer, customer=customer, variant=assignment.variant,
+                status=Trial.Status.RESERVED, **fields,
+            )  # fmt: skip
+    except IntegrityError:
+        # The assignment's trial exists (committed: the insert waited for it).
+        trial = Trial.objects.select_for_update().get(assignment=assignment)
+        if trial.status == Trial.Status.RESERVED:
+            return trial, False
+        if trial.status != Trial.Status.ABANDONED:
+            raise _refused("already_claimed", language=language, date=long_date(trial.claimed_at, language)) from None
+        fields = {**fields, "stripe_setup_intent_id": "", "stripe_payment_intent_id": "", "cancelled_at": None}
+        Trial.objects.filter(pk=trial.pk, status=Trial.Status.ABANDONED).update(status=Trial.Status.RESERVED, **fields)
+        TrialEvent.objects.create(
+            trial=trial,
+            at=at,
+            from_status=Trial.Status.ABANDONED,
+            to_status=Trial.Status.RESERVED,
+            note="claimed again",
+        )
+        trial.refresh_from_db()
+        return trial, True
+    TrialEvent.objects.create(trial=trial, at=at, to_status=Trial.Status.RESERVED, note="claim")
+    return trial, True
+
+
+def claim_reserve(
+    *,
+    assignment,
+    customer,
+    ip: str | None,
+    user_agent: str,
+    address: dict | None = None,
+    language: str = "",
+    at: datetime,
+) -> Trial:
+    """Reserve a unit of the assignment's offer for ``customer``: a ``reserved`` trial. Raises
+    ``ClaimRefused`` (and keeps nothing, but counts the refusal) when the offer is closed, sold
+    out or at its daily limit, when the customer is not eligible or in the holdout, or when the
+    same person (email, address) already holds a trial of the offer. A second call for the same
+    assignment while the first reservation stands returns that reservation."""
+    try:
+        return _claim_reserve(
+            assignment=assignment, customer=customer, ip=ip, user_agent=user_agent, address=address,
+            language=supported_language(language), at=at,
+        )  # fmt: skip
+    except ClaimRefused as refusal:
+        _claim_refusal_count(offer_id=assignment.offer_id, reason=refusal.code)
+        raise
+
+
+def _claim_reserve(*, assignment, customer, ip, user_agent, address, language: str, at: datetime) -> Trial:
+    offer = Offer.objects.select_related("product").get(pk=assignment.offer_id)
+    if assignment.customer_id != customer.pk:
+        raise _refused("not_yours", language=language)
+    if assignment.is_holdout or assignment.variant_id is None:
+        raise _refused("holdout", language=language)
+    # Only the status and the window here: the counts are left to the conditional updates.
+    open_now = rules.availability(
+        status=offer.status, starts_at=offer.starts_at, ends_at=offer.ends_at, inventory=None, claimed=0,
+        daily_limit=None, claimed_today=0, at=at,
+    )  # fmt: skip
+    if not open_now.open:
+        raise _refused(open_now.reason, language=language)
+    problem = rules.eligibility_problem(
+        eligibility=offer.eligibility, recent_purchase_days=offer.recent_purchase_days,
+        allowed_countries=offer.allowed_countries, country=customer.country,
+        last_purchase_at=_last_purchase_at(customer), at=at,
+    )  # fmt: skip
+    if problem:
+        raise _refused(problem, language=language)
+    shipping, normalized = _address_normalized(address, language=language) if offer.physical else ({}, "")
+    variant = assignment.variant
+    day = local_day(at) if offer.daily_limit is not None else None
+    fields = {
+        "claimed_at": at, "ends_at": trial_end(variant=variant, at=at), "claim_day": day, "language": language,
+        "shipping_address": shipping, "claim_ip": ip or None, "claim_user_agent": (user_agent or "")[:500],
+    }  # fmt: skip
+    email = customer.canonical_email or rules.canonical_email(customer.email)
+    with transaction.atomic():
+        trial, fresh = _trial_reserve_row(
+            assignment=assignment, offer=offer, customer=customer, fields=fields, language=language, at=at
+        )
+        if not fresh:
+            return trial
+        # Cheap refusals first, the offer's hot counter row last: it is held until the commit.
+        _identity_take(offer_id=offer.pk, trial=trial, kind=ClaimIdentity.Kind.EMAIL, value=email, language=language)
+        if normalized:
+            _identity_take(
+                offer_id=offer.pk, trial=trial, kind=ClaimIdentity.Kind.ADDRESS, value=normalized, language=language
+            )
+        if day is not None:
+            _daily_unit_take(offer=offer, day=day, language=language)
+        _unit_take(offer=offer, language=language, at=at)
+    return trial
+
+
+def _fee(trial: Trial) -> tuple[int, str]:
+    """What the claim charges now (minor units) and the ledger kind of it."""
+    kind = trial.variant.effective_kind
+    price = trial.variant.effective_trial_price
+    if kind == Offer.Kind.PAID_TRIAL and price > 0:
+        return price, "trial_fee"
+    if kind == Offer.Kind.SAMPLE and price > 0:
+        return price, "sample"
+    return 0, ""
+
+
+@dataclass(frozen=True)
+class ClaimPayment:
+    """What the page needs to save the card with Stripe.js (``confirmCardSetup`` with the
+    SetupIntent's secret). Empty for a kind that needs no card and charges nothing."""
+
+    trial_id: int
+    setup_intent_id: str = ""
+    setup_client_secret: str = ""
+
+
+class ClaimPaymentAction(Exception):
+    """The bank asks the customer to authenticate the claim's charge (3-D Secure): the page runs
+    ``confirmCardPayment`` with ``client_secret`` and then confirms the claim again, with
+    ``payment_intent_id``. The reservation stands meanwhile."""
+
+    def __init__(self, *, payment_intent_id: str, client_secret: str):
+        super().__init__("the bank asks the customer to authenticate the payment")
+        self.payment_intent_id = payment_intent_id
+        self.client_secret = client_secret
+
+
+def _claim_key(trial: Trial) -> str:
+    # The trial id, and the reservation's time: a trial reserved again (after a release) is a new
+    # attempt, which must not be answered from Stripe's memory of the last one.
+    return f"trial-{trial.pk}-{int(trial.claimed_at.timestamp())}"
+
+
+def _needs_card(trial: Trial) -> bool:
+    return trial.variant.effective_kind in rules.CARD_KINDS or _fee(trial)[0] > 0
+
+
+def claim_payment_start(*, trial_id: int, at: datetime) -> ClaimPayment:
+    """Create (once) the SetupIntent a reserved claim needs to save the card, with no database
+    lock held; a reload finds the one made before. If Stripe is down or slow, the reservation is
+    released and ``ClaimUnavailable`` raised."""
+    from billing import gateway
+
+    trial = Trial.objects.select_related("offer__product", "variant", "customer").get(pk=trial_id)
+    if trial.status != Trial.Status.RESERVED:
+        raise _refused("expired", language=trial.language)
+    if not _needs_card(trial):
+        return ClaimPayment(trial_id=trial.pk)
+    customer = trial.customer
+    try:
+        stripe_customer = customer.stripe_customer_id or gateway.customer_get_or_create(
+            our_id=f"user-{customer.pk}", email=customer.email, timeout=CLAIM_STRIPE_TIMEOUT
+        )
+        if not customer.stripe_customer_id:
+            type(customer).objects.filter(pk=customer.pk, stripe_customer_id__isnull=True).update(
+                stripe_customer_id=stripe_customer
+            )
+        if trial.stripe_setup_intent_id:
+            setup = gateway.setup_intent_get(setup_intent_id=trial.stripe_setup_intent_id, timeout=CLAIM_STRIPE_TIMEOUT)
+        else:
+            setup = gateway.setup_intent_start(
+                customer_id=stripe_customer, idempotency_key=_claim_key(trial), timeout=CLAIM_STRIPE_TIMEOUT
+            )
+    except gateway.GatewayError as exc:
+        claim_release(trial_id=trial.pk, reason=f"Stripe unavailable at claim: {str(exc)[:120]}", at=at)
+        raise ClaimUnavailable(str(exc)) from exc
+    # Kept only on the reservation it was made for: a released one keeps nothing.
+    Trial.objects.filter(pk=trial.pk, status=Trial.Status.RESERVED).update(stripe_setup_intent_id=setup.id)
+    return ClaimPayment(trial_id=trial.pk, setup_intent_id=setup.id, setup_client_secret=setup.client_secret)
+
+
+def _fee_charge(trial: Trial, *, payment_intent_id: str | None, method: str, at: datetime):
+    """The claim's charge: made once (its id kept on the reservation), or read back when the
+    page returns from 3-D Secure. Returns the succeeded PaymentIntent."""
+    from billing import gateway
+
+    fee, fee_kind = _fee(trial)
+    if trial.stripe_payment_intent_id == CHARGING:
+        raise _refused("card_pending", language=trial.language)
+    if trial.stripe_payment_intent_id:
+        if (payment_intent_id or trial.stripe_payment_intent_id) != trial.stripe_payment_intent_id:
+            raise _refused("tampered", language=trial.language)
+        payment = gateway.payment_intent_get(
+            payment_intent_id=trial.stripe_payment_intent_id, timeout=CLAIM_STRIPE_TIMEOUT
+        )
+    else:
+        if payment_intent_id:
+            raise _refused("tampered", language=trial.language)
+        if at - trial.claimed_at > RESERVATION_TTL - CHARGE_MARGIN:
+            claim_release(trial_id=trial.pk, reason="too late to charge the fee", at=at)
+            raise _refused("expired", language=trial.language)
+        # Claimed with a conditional update before Stripe is called: of two confirms racing (a
+        # double submit), one charges and the other is told to wait. (localstripe ignores the
+        # idempotency key, which alone would have made them one charge at Stripe.)
+        if not Trial.objects.filter(pk=trial.pk, status=Trial.Status.RESERVED, stripe_payment_intent_id="").update(
+            stripe_payment_intent_id=CHARGING
+        ):
+            raise _refused("card_pending", language=trial.language)
+        try:
+            payment = gateway.payment_intent_charge(
+                customer_id=trial.customer.stripe_customer_id, payment_method_id=method, amount=fee,
+                currency=trial.offer.currency, idempotency_key=_claim_key(trial), timeout=CLAIM_STRIPE_TIMEOUT,
+                metadata={"product_sku": trial.offer.product.sku, "foretaste_kind": fee_kind,
+                          "trial_id": str(trial.pk)},
+            )  # fmt: skip
+        except gateway.GatewayUnavailable:
+            # Not known whether it was charged: the same key repeats this charge at Stripe.
+            Trial.objects.filter(pk=trial.pk, stripe_payment_intent_id=CHARGING).update(stripe_payment_intent_id="")
+            raise
+        except gateway.GatewayError:
+            _payment_settled(trial, "declined", at=at)
+        Trial.objects.filter(pk=trial.pk, stripe_payment_intent_id=CHARGING).update(stripe_payment_intent_id=payment.id)
+        trial.stripe_payment_intent_id = payment.id
+    if payment.status == "requires_action":
+        raise ClaimPaymentAction(payment_intent_id=payment.id, client_secret=payment.client_secret)
+    _payment_settled(trial, payment.status, at=at)
+    return payment
+
+
+def _offer_snapshot(offer: Offer) -> dict:
+    product = offer.product
+    return {
+        "slug": offer.slug, "name": offer.name, "promise": offer.promise, "kind": offer.kind,
+        "physical": offer.physical, "trial_days": offer.trial_days, "trial_price": offer.trial_price,
+        "currency": offer.currency, "reminder_days": list(offer.reminder_days or []),
+        "product": {"sku": product.sku, "name": product.name, "price_amount": product.price_amount,
+                    "currency": product.currency, "interval": product.interval},
+    }  # fmt: skip
+
+
+def _variant_snapshot(variant) -> dict:
+    return {
+        "name": variant.name, "kind": variant.effective_kind, "trial_days": variant.effective_trial_days,
+        "trial_price": variant.effective_trial_price,
+    }  # fmt: skip
+
+
+def claim_confirm(
+    *, trial_id: int, setup_intent_id: str | None = None, payment_intent_id: str | None = None, at: datetime
+) -> Trial:
+    """Complete a reserved claim: check at Stripe that the card was saved, charge the fee (once;
+    ``ClaimPaymentAction`` when the bank asks for 3-D Secure, after which the page confirms
+    again with ``payment_intent_id``), then in one transaction take the card's identity row,
+    write the consent record, move the trial reserved → active and record the fee in the ledger.
+    Confirming a trial already confirmed returns it (a double submit). A declined card, or a card
+    already used for the offer, releases the reservation and raises ``ClaimRefused``."""
+    from billing import gateway
+
+    trial = Trial.objects.select_related("offer__product", "variant", "customer").get(pk=trial_id)
+    language = trial.language
+    if trial.status != Trial.Status.RESERVED:
+        if ConsentRecord.objects.filter(trial=trial).exists():
+            return trial
+        raise _refused("expired", language=language)
+    if (setup_intent_id or "") != trial.stripe_setup_intent_id or (_needs_card(trial) and not setup_intent_id):
+        raise _refused("tampered", language=language)
+    fee, fee_kind = _fee(trial)
+    card = None
+    method = ""
+    paid_at = None
+    try:
+        if setup_intent_id:
+            setup = gateway.setup_intent_get(setup_intent_id=setup_intent_id, timeout=CLAIM_STRIPE_TIMEOUT)
+            _payment_settled(trial, setup.status, at=at)
+            method = setup.payment_method_id or ""
+            card = gateway.card_details(payment_method_id=method, timeout=CLAIM_STRIPE_TIMEOUT)
+            _card_identity_take(trial, card=card, at=at)
+        if fee:
+            payment = _fee_charge(trial, payment_intent_id=payment_intent_id, method=method, at=at)
+            state = gateway.payment_intent_state(payment_intent_id=payment.id)
+            paid_at = gateway_time(state.paid_at) if state.paid_at else at
+    except gateway.GatewayError as exc:
+        # The card may be saved already: the reservation stays, for a retry or the beat job.
+        raise ClaimUnavailable(str(exc)) from exc
+    terms = offer_terms(offer=trial.offer, variant=trial.variant, language=language, at=trial.claimed_at)
+    with transaction.atomic():
+        if not _moves(
+            moves=[Move(trial.pk, at, "claim confirmed")], sources=(Trial.Status.RESERVED,), target=Trial.Status.ACTIVE
+        ):
+            trial.refresh_from_db()
+            if ConsentRecord.objects.filter(trial=trial).exists():
+                return trial
+            raise _refused("expired", language=language)
+        _consent_write(trial=trial, terms_text=terms.text, card=card, method=method, at=at)
+        if fee:
+            from billing import ledger
+
+            ledger.purchase_record(
+                customer=trial.customer, product=trial.offer.product, kind=fee_kind, amount=fee,
+                currency=trial.offer.currency, purchased_at=paid_at, source="stripe",
+                external_id=trial.stripe_payment_intent_id, trial_id=trial.pk,
+            )  # fmt: skip
+    trial.refresh_from_db()
+    return trial
+
+
+def _card_identity_take(trial: Trial, *, card, at: datetime) -> None:
+    """Hold the card's fingerprint for this trial, committed before any fee is charged, so that a
+    card already used for the offer is refused before it pays anything."""
+    if ClaimIdentity.objects.filter(trial=trial, kind=ClaimIdentity.Kind.CARD).exists():
+        return  # a second confirm of the same claim
+    try:
+        with transaction.atomic():
+            # Still reserved (a release deletes identity rows; one inserted after it would be
+            # left behind): the lock keeps the release out until this commits.
+            if not Trial.objects.select_for_update().filter(pk=trial.pk, status=Trial.Status.RESERVED).exists():
+                raise _refused("expired", language=trial.language)
+            _identity_take(
+                offer_id=trial.offer_id, trial=trial, kind=ClaimIdentity.Kind.CARD, value=card.fingerprint,
+                language=trial.language,
+            )  # fmt: skip
+    except ClaimRefused as refusal:
+        if refusal.code != "expired":
+            claim_release(trial_id=trial.pk, reason=refusal.code, at=at)
+            _claim_refusal_count(offer_id=trial.offer_id, reason=refusal.code)
+        raise
+
+
+def gateway_time(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _payment_settled(trial: Trial, status: str, *, at: datetime) -> None:
+    """Raise unless a SetupIntent's or PaymentIntent's status is ``succeeded``. A declined card
+    releases the reservation; one waiting for the bank (3-D Secure) keeps it."""
+    if status == "succeeded":
+        return
+    if status in ("requires_action", "requires_confirmation", "processing"):
+        raise _refused("card_pending", language=trial.language)
+    claim_release(trial_id=trial.pk, reason=f"card {status}", at=at)
+    _claim_refusal_count(offer_id=trial.offer_id, reason="card_declined")
+    raise _refused("card_declined", language=trial.language)
+
+
+def _consent_write(*, trial: Trial, terms_text: str, card, method: str, at: datetime) -> ConsentRecord:
+    offer = trial.offer
+    latest_change = offer.changes.aggregate(latest=Max("pk"))["latest"] or 0
+    return ConsentRecord.objects.create(
+        trial=trial, customer=trial.customer, offer=offer, variant=trial.variant, offer_version=latest_change,
+        offer_snapshot=_offer_snapshot(offer), variant_snapshot=_variant_snapshot(trial.variant),
+        terms_text=terms_text, terms_sha256=hashlib.sha256(terms_text.encode()).hexdigest(),
+        language=trial.language, consented_at=trial.claimed_at, recorded_at=at, ip=trial.claim_ip,
+        user_agent=trial.claim_user_agent, trial_price=trial.variant.effective_trial_price,
+        price_after=offer.product.price_amount, currency=offer.currency, trial_ends_at=trial.ends_at,
+        card_last4=card.last4 if card else "", card_fingerprint=card.fingerprint if card else "",
+        stripe_customer_id=(trial.customer.stripe_customer_id or "") if method else "",
+        stripe_setup_intent_id=trial.stripe_setup_intent_id, stripe_payment_intent_id=trial.stripe_payment_intent_id,
+        stripe_payment_method_id=method,
+    )  # fmt: skip
+
+
+def claim_release(*, trial_id: int, reason: str, at: datetime) -> bool:
+    """Give up a reservation: reserved → abandoned, and its unit, its day's unit and its identity
+    rows given back, in one transaction. False when it was not reserved (confirmed, or released
+    by someone else first); then nothing is given back twice."""
+    with transaction.atomic():
+        if not _moves(
+            moves=[Move(trial_id, at, reason)], sources=(Trial.Status.RESERVED,), target=Trial.Status.ABANDONED
+        ):
+            return False
+        trial = Trial.objects.select_related("offer").get(pk=trial_id)
+        ClaimIdentity.objects.filter(trial=trial).delete()
+        if trial.claim_day is not None:
+            DailyClaims.objects.filter(offer_id=trial.offer_id, day=trial.claim_day).update(claimed=F("claimed") - 1)
+        Offer.objects.filter(pk=trial.offer_id).update(claimed_count=F("claimed_count") - 1)
+        payment = trial.stripe_payment_intent_id
+        if payment and payment != CHARGING:
+            transaction.on_commit(lambda: _payment_cancel(payment))
+    return True
+
+
+def _payment_cancel(payment_intent_id: str) -> None:
+    """After a release: cancel its unpaid fee at Stripe, so that a page left open cannot pay it."""
+    from billing import gateway
+
+    try:
+        gateway.payment_intent_cancel(payment_intent_id=payment_intent_id, timeout=CLAIM_STRIPE_TIMEOUT)
+    except gateway.GatewayError:
+        logger.warning("could not cancel PaymentIntent %s of a released claim", payment_intent_id, exc_info=True)
+
+
+def reservations_release_stale(*, at: datetime, limit: int = 500) -> int:
+    """Release the reservations left unconfirmed for longer than ``RESERVATION_TTL`` (a closed
+    tab): each one claimed by ``claim_release``'s conditional update, so two runs release each
+    once. Returns how many this run released."""
+    from trials.selectors import trial_list_stale_reservations
+
+    stale = trial_list_stale_reservations(before=at - RESERVATION_TTL, limit=limit)
+    return sum(claim_release(trial_id=pk, reason="not completed in time", at=at) for pk in stale)
+
+
+def trial_cancel(*, trial_id: int, customer, at: datetime) -> Trial:
+    """The customer cancels: at once, at any moment before the charge. An active trial, or one
+    whose payment failed, becomes cancelled, and nothing is charged afterwards (the conversion
+    job moves only active trials). A confirmation email is queued in the same transaction.
+    Someone else's trial is a 404; cancelling twice sends one email. A trial already converted
+    raises ``TrialTransitionNotAllowed``."""
+    from accounts.emails import email_queue
+    from trials.selectors import trial_get_for_customer
+
+    trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
+    if trial.status == Trial.Status.RESERVED:
+        claim_release(trial_id=trial.pk, reason="cancelled by the customer", at=at)
+        trial.refresh_from_db()
+        return trial
+    with transaction.atomic():
+        moved = _moves(
+            moves=[Move(trial.pk, at, "cancelled by the customer")],
+            sources=(Trial.Status.ACTIVE, Trial.Status.PAYMENT_FAILED),
+            target=Trial.Status.CANCELLED,
+            stamp="cancelled_at",
+        )
+        trial.refresh_from_db()
+        if not moved:
+            if trial.status == Trial.Status.CANCELLED:
+                return trial
+            raise TrialTransitionNotAllowed(f"trial {trial.pk} is {trial.status} and cannot be cancelled")
+        language = supported_language(trial.language)
+        with translation.override(language):
+            subject = gettext("Your trial of %(offer)s is cancelled") % {"offer": trial.offer.name}
+            text = "\n\n".join(
+                [
+                    gettext("You cancelled your trial of %(offer)s on %(date)s.")
+                    % {"offer": trial.offer.name, "date": long_date(at, language)},
+                    gettext("Nothing will be charged for it, now or later."),
+                ]
+            )
+        email_queue(
+            to=customer.email, subject=subject, text=text, purpose=CANCELLATION_PURPOSE, user=customer,
+            about=trial, language=language, key=f"trial-{trial.pk}-cancelled", at=at,
+        )  # fmt: skip
+    return trial

@@ -22,6 +22,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing import gateway
+from billing.gateway import (  # noqa: F401 (re-exported for the tests)
+    SetupIntentResult,
+    _setup_result,
+    customer_get_or_create,
+    setup_intent_get,
+    setup_intent_start,
+)
 from billing.models import Purchase, StripeEvent, Subscription
 from tests import factories
 from tests.support import CARD_DECLINES_OFF_SESSION, CARD_OK, localstripe_as_stripe
@@ -239,17 +246,10 @@ def declined_intent(stripe_customer: str, *, amount: int = 2400, **metadata) -> 
 
 
 # --- Writing at Stripe, as a customer, Stripe.js or the dashboard would ----------------------------
-# Foretaste itself only syncs the catalogue and reads payments back, so these live with the
-# tests (moved from billing/gateway.py, where only the tests called them). They speak to
-# localstripe through the gateway's client and return small values the tests compare.
-@dataclass(frozen=True)
-class SetupIntentResult:
-    id: str
-    client_secret: str
-    status: str
-    payment_method_id: str | None
-
-
+# What Foretaste itself does not do at Stripe (the browser's and the dashboard's part), so these
+# live with the tests. The customer and SetupIntent calls that a claim makes are the gateway's
+# (billing/gateway.py, "Claims") and are re-exported here for the tests that used them.
+# They speak to localstripe through the gateway's client and return small values.
 @dataclass(frozen=True)
 class ChargeResult:
     """An off-session charge: ``succeeded``, ``requires_action`` (3-D Secure; see
@@ -275,42 +275,16 @@ def _key(key: str) -> dict:
     return {"idempotency_key": f"test-{key}"}
 
 
-def customer_get_or_create(*, our_id: str, email: str, name: str = "") -> str:
-    """The Stripe customer for one of ours (found by our id in its metadata), created once."""
-    api = gateway.client().v1.customers
-    for customer in api.list({"email": email, "limit": 100}).data:
-        if (customer.to_dict().get("metadata") or {}).get("foretaste_id") == our_id:
-            return customer.id
-    params = {"email": email, "metadata": {"foretaste_id": our_id}}
-    if name:
-        params["name"] = name
-    return api.create(params, _key(f"customer-{our_id}")).id
-
-
-def _setup_result(intent) -> SetupIntentResult:
-    data = intent.to_dict()
-    payment_method = data.get("payment_method")
-    if isinstance(payment_method, dict):
-        payment_method = payment_method.get("id")
-    return SetupIntentResult(
-        id=data["id"], client_secret=data["client_secret"], status=data["status"], payment_method_id=payment_method
-    )
-
-
-def setup_intent_start(*, customer_id: str, idempotency_key: str) -> SetupIntentResult:
-    """Begin saving a card for off-session charges, as a card-required claim would."""
-    params = {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
-    return _setup_result(gateway.client().v1.setup_intents.create(params, _key(f"setup-{idempotency_key}")))
-
-
 def setup_intent_confirm(*, setup_intent_id: str, payment_method_id: str) -> SetupIntentResult:
     """Confirm a SetupIntent with a card, as Stripe.js does in the browser."""
     confirmed = gateway.client().v1.setup_intents.confirm(setup_intent_id, {"payment_method": payment_method_id})
     return _setup_result(confirmed)
 
 
-def setup_intent_get(*, setup_intent_id: str) -> SetupIntentResult:
-    return _setup_result(gateway.client().v1.setup_intents.retrieve(setup_intent_id))
+def payment_intent_confirm(*, payment_intent_id: str, payment_method_id: str) -> str:
+    """Confirm a PaymentIntent with a card, as ``confirmCardPayment`` does; returns its status."""
+    confirmed = gateway.client().v1.payment_intents.confirm(payment_intent_id, {"payment_method": payment_method_id})
+    return confirmed.to_dict()["status"]
 
 
 def card_payment_method(number: str) -> str:
@@ -323,7 +297,7 @@ def card_payment_method(number: str) -> str:
 
 def saved_card(*, customer_id: str, number: str, key: str) -> str:
     """Save a card on a customer through a confirmed SetupIntent; return the payment method id."""
-    intent = setup_intent_start(customer_id=customer_id, idempotency_key=key)
+    intent = setup_intent_start(customer_id=customer_id, idempotency_key=f"test-{key}")
     confirmed = setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=card_payment_method(number))
     assert confirmed.status == "succeeded", confirmed
     return confirmed.payment_method_id

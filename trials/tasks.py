@@ -1,0 +1,10 @@
+from celery import shared_task
+from django.utils import timezone
+
+from trials import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def reservations_release_stale_task():
+    # Safe to run twice or overlapping: each reservation is released by a conditional update.
+    services.reservations_release_stale(at=timezone.now())
