@@ -289,8 +289,6 @@ CHARGING = "charging"
 # A claim waits this long for Stripe, with no retries, before it gives up and says "try again":
 # the customer is looking at the page.
 CLAIM_STRIPE_TIMEOUT = 5.0
-# The outbox has no purpose of its own for cancellation confirmations yet (accounts/ belongs to
-# another change); until it has, they are filed as account notices.
 CANCELLATION_PURPOSE = OutboxPurpose.CANCELLATION
 SAME_PERSON = {
     ClaimIdentity.Kind.EMAIL: "same_email",
