@@ -182,6 +182,7 @@ class TrialLine:
     ends_on: str
     days_left: int | None
     next_charge: NextCharge | None
+    can_cancel: bool
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
             ends_on=long_date(trial.ends_at, language),
             days_left=_days_left(trial, at),
             next_charge=_next_charge(trial, language),
+            can_cancel=trial.status in OPEN,
         )
         for trial in trials
     ]

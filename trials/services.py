@@ -705,6 +705,7 @@ def claim_confirm(
                 return trial
             raise _refused("expired", language=language)
         _consent_write(trial=trial, terms_text=terms.text, card=card, method=method, at=at)
+        _claim_receipt_queue(trial=trial, terms_text=terms.text, language=language, at=at)
         if fee:
             from billing import ledger
 
@@ -715,6 +716,30 @@ def claim_confirm(
             )  # fmt: skip
     trial.refresh_from_db()
     return trial
+
+
+def _claim_receipt_queue(*, trial: Trial, terms_text: str, language: str, at: datetime) -> None:
+    """The email that confirms the claim: the exact terms the customer agreed to, and the signed
+    link that cancels in one click. Queued in the claim's transaction, so a claim that rolls back
+    sends nothing, and keyed by the trial, so a repeated confirm sends it once."""
+    from accounts.emails import email_queue
+    from trials.links import cancel_url
+
+    language = supported_language(language)
+    with translation.override(language):
+        subject = gettext("Your trial of %(offer)s has started") % {"offer": trial.offer.name}
+        text = "\n\n".join(
+            [
+                gettext("Thank you for trying %(offer)s. These are the terms you agreed to:")
+                % {"offer": trial.offer.name},
+                terms_text,
+                gettext("To cancel at any time, in one click: %(link)s") % {"link": cancel_url(trial)},
+            ]
+        )
+    email_queue(
+        to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.RECEIPT, user=trial.customer,
+        about=trial, language=language, key=f"trial-{trial.pk}-claimed", at=at,
+    )  # fmt: skip
 
 
 def _card_identity_take(trial: Trial, *, card, at: datetime) -> None:

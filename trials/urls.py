@@ -5,4 +5,6 @@ from trials import views
 urlpatterns = [
     path("", views.me, name="me"),
     path("data.json", views.me_data, name="me_data"),
+    path("trials/<int:trial_id>/cancel/", views.trial_cancel, name="trial_cancel"),
+    path("cancel/<str:token>/", views.trial_cancel_link, name="trial_cancel_link"),
 ]

@@ -1,12 +1,22 @@
 """The customer's own page, ``/me/``: their trials (status, days left, the next charge), their
-receipts and purchases, every email we sent them, and everything we keep about them as JSON."""
+receipts and purchases, every email we sent them, and everything we keep about them as JSON;
+and cancelling a trial, from ``/me/`` or from the signed link in any email."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
 
-from trials import selectors
+from config.ratelimit import rate_limited
+from offers.terms import long_date
+from trials import links, selectors, services
+from trials.models import Trial
+
+CANCELLABLE = (Trial.Status.ACTIVE, Trial.Status.PAYMENT_FAILED, Trial.Status.RESERVED)
 
 
 @login_required
@@ -30,3 +40,60 @@ def me_data(request):
     response["Content-Disposition"] = 'attachment; filename="foretaste-my-data.json"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _cancel_page(request, trial: Trial, *, action: str, status: int = 200):
+    """The one page every way to cancel leads to: it asks, or says what already happened."""
+    language = translation.get_language()
+    state = "ask" if trial.status in CANCELLABLE else ("already" if trial.status == Trial.Status.CANCELLED else "late")
+    return render(
+        request,
+        "trials/cancel.html",
+        {
+            "trial": trial,
+            "state": state,
+            "action": action,
+            "cancelled_on": long_date(trial.cancelled_at, language) if trial.cancelled_at else "",
+            "ends_on": long_date(trial.ends_at, language),
+        },
+        status=status,
+    )
+
+
+def _cancel(request, trial: Trial, *, customer, done: str):
+    try:
+        services.trial_cancel(trial_id=trial.pk, customer=customer, at=timezone.now())
+    except services.TrialTransitionNotAllowed:
+        trial.refresh_from_db()
+        return _cancel_page(request, trial, action="", status=409)
+    messages.success(
+        request,
+        _("Your trial of %(offer)s is cancelled. Nothing will be charged for it.") % {"offer": trial.offer.name},
+    )
+    return redirect(done)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@rate_limited("cancel")
+def trial_cancel(request, trial_id):
+    trial = selectors.trial_get_for_customer(trial_id=trial_id, customer=request.user)
+    if request.method == "POST" and trial.status in CANCELLABLE:
+        return _cancel(request, trial, customer=request.user, done=reverse("me"))
+    return _cancel_page(request, trial, action=request.path)
+
+
+@require_http_methods(["GET", "POST"])
+@rate_limited("signed_link", limit_get=True)
+def trial_cancel_link(request, token):
+    """The cancel link from an email: no login needed, the signature is the proof. A GET only
+    shows the question (mail scanners open links); the button POSTs."""
+    try:
+        trial = links.trial_from_cancel_token(token)
+    except links.LinkExpired:
+        return render(request, "trials/link_refused.html", {"reason": "expired"}, status=410)
+    except links.LinkInvalid:
+        return render(request, "trials/link_refused.html", {"reason": "invalid"}, status=404)
+    if request.method == "POST" and trial.status in CANCELLABLE:
+        return _cancel(request, trial, customer=trial.customer, done=request.path)
+    return _cancel_page(request, trial, action=request.path)
