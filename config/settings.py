@@ -240,7 +240,14 @@ POST_OFFICE = {"CELERY_ENABLED": False, "LOG_LEVEL": 2}
 
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English")), ("de", _("German")), ("fr", _("French"))]
+LANGUAGES = [
+    ("en", _("English")),
+    ("it", _("Italian")),
+    ("ru", _("Russian")),
+    ("pl", _("Polish")),
+    ("de", _("German")),
+    ("fr", _("French")),
+]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
