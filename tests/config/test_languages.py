@@ -74,3 +74,48 @@ def test_every_string_a_customer_sees_is_translated(language):
 def test_the_compiled_catalogue_is_the_one_django_reads(language, expected):
     with translation.override(language):
         assert translation.gettext("Log in") == expected
+
+
+@pytest.mark.parametrize("language", NEW)
+def test_the_console_is_translated_too(language):
+    untranslated = [message.id for message in catalogue(language) if message.id and not message.string]
+
+    assert untranslated == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", NEW)
+def test_every_page_renders_in_every_new_language(as_marketer, language):
+    """A translation with a wrong placeholder breaks the page it is on; walk the pages."""
+    from offers.models import Offer
+    from offers.services import offer_launch
+    from tests import factories
+
+    offer = factories.offer(actor=None)
+    live = factories.offer(actor=None, slug="tea-sampler", product_=offer.product)
+    offer_launch(offer=live, actor=None)
+    sku = offer.product.sku
+    paths = [
+        "/",
+        f"/o/{live.slug}/",
+        "/me/",
+        "/console/",
+        "/console/offers/new/",
+        f"/console/offers/{offer.slug}/",
+        f"/console/offers/{offer.slug}/edit/",
+        f"/console/offers/{offer.slug}/preview/",
+        "/console/products/",
+        "/console/products/new/",
+        f"/console/products/{sku}/edit/",
+        "/console/imports/",
+        "/no-such-page/",
+    ]
+    for path in paths:
+        response = as_marketer.get(path, HTTP_ACCEPT_LANGUAGE=language)
+        assert response.status_code == (404 if path == "/no-such-page/" else 200), path
+        assert f'<html lang="{language}">' in response.content.decode(), path
+    # A form with errors renders the plural summary ("Please correct these %(n)s fields").
+    response = as_marketer.post("/console/offers/new/", {"name": ""}, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code in (200, 400)
+    assert f'<html lang="{language}">' in response.content.decode()
+    assert Offer.objects.count() == 2
