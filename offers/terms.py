@@ -103,7 +103,7 @@ def offer_terms(*, offer, variant, language: str, at: datetime) -> Terms:
         "days": variant.effective_trial_days,
         "fee": money_format(variant.effective_trial_price, offer.currency, language),
         "amount": money_format(product.price_amount, product.currency, language),
-        "product": product.name,
+        "product": _in(language, lambda: product.name),  # the product's own name in that language
         "end": long_date(end, language),
     }
     reminders = [long_date(moment, language) for moment in reminder_times(offer=offer, variant=variant, at=at)]
@@ -243,6 +243,11 @@ def _reminder_line(kind: str, reminders: list[str], language: str) -> str:
             len(reminders),
         )
     return line % values
+
+
+def _in(language: str, read):
+    with translation.override(language):
+        return read()
 
 
 def _require_aware(at: datetime) -> None:
