@@ -3,10 +3,13 @@ works."""
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
+from django.conf import settings
 from django.contrib.sites.shortcuts import get_current_site
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.emails import email_queue
+from accounts.languages import supported, user_language, user_language_set
 from accounts.models import OutboxPurpose, User
 from accounts.roles import EXECUTIVE, MARKETER, user_roles
 
@@ -35,11 +38,15 @@ class AccountAdapter(DefaultAccountAdapter):
         # The same context allauth's own send_mail builds; without current_site the emails
         # said "Hello from !".
         ctx = {"request": request, "email": email, "current_site": get_current_site(request), **context}
-        message = self.render_mail(template_prefix, email, ctx)
-        html = next((body for body, mimetype in getattr(message, "alternatives", []) if mimetype == "text/html"), "")
         user = context.get("user")
         if not isinstance(user, User):
             user = User.objects.filter(email__iexact=email).first()
+        # In the account's language (a password reset asked for from another browser too), else
+        # the one this page is in; the outbox records which.
+        language = user_language(user)
+        with translation.override(language):
+            message = self.render_mail(template_prefix, email, ctx)
+        html = next((body for body, mimetype in getattr(message, "alternatives", []) if mimetype == "text/html"), "")
         for address in message.to:
             email_queue(
                 to=address,
@@ -49,11 +56,19 @@ class AccountAdapter(DefaultAccountAdapter):
                 from_email=message.from_email,
                 purpose=PURPOSES.get(template_prefix, OutboxPurpose.ACCOUNT_NOTICE),
                 user=user,
+                language=language,
             )
 
+    def save_user(self, request, user, form, commit=True):
+        # A new account keeps the language it was opened in, so that mail written later without
+        # a request (reminders, receipts) is in it too. The switcher changes it afterwards.
+        user.preferred_language = user.preferred_language or supported(translation.get_language() or "")
+        return super().save_user(request, user, form, commit=commit)
+
     def login(self, request, user):
-        # Signup logs in through here too, so one place joins the visitor's anonymous
-        # assignments (their cookie id) to the account, before the redirect back to the offer.
+        # Signup logs in through here too, so this one place joins the visitor's anonymous
+        # assignments (their cookie id) to the account before the redirect back to the offer,
+        # and gives an account without a language the one this visitor chose before logging in.
         from offers.views import visitor_id  # the cookie belongs to the public pages
         from trials.services import assignments_join
 
@@ -61,6 +76,9 @@ class AccountAdapter(DefaultAccountAdapter):
         visitor = visitor_id(request)
         if visitor:
             assignments_join(customer=user, visitor=visitor)
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+        if not user.preferred_language and chosen:
+            user_language_set(user=user, language=chosen)
 
     def get_signup_redirect_url(self, request):
         return self.get_login_redirect_url(request)

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
@@ -24,6 +25,7 @@ from offers.forms import (
 )
 from offers.history import history_entries
 from offers.models import Offer, Product
+from offers.translation import fell_back, words_set
 
 readers = role_required(MARKETER, EXECUTIVE)
 managers = role_required(MARKETER)
@@ -88,14 +90,19 @@ def _offer_form_page(request, *, offer: Offer | None):
         form.validate_with(variants)
         if form.complete:
             try:
-                if offer is None:
-                    offer = services.offer_create(actor=request.user, values=form.values, variants=form.variant_specs)
-                    messages.success(request, _("Draft saved. Preview it, then launch it when it is right."))
-                else:
-                    services.offer_update(
-                        offer=offer, actor=request.user, values=form.values, variants=form.variant_specs
-                    )
-                    messages.success(request, _("Changes saved."))
+                with transaction.atomic():  # the offer and its translations, or neither
+                    if offer is None:
+                        offer = services.offer_create(
+                            actor=request.user, values=form.values, variants=form.variant_specs
+                        )
+                        saved = _("Draft saved. Preview it, then launch it when it is right.")
+                    else:
+                        services.offer_update(
+                            offer=offer, actor=request.user, values=form.values, variants=form.variant_specs
+                        )
+                        saved = _("Changes saved.")
+                    words_set(obj=offer, words=form.words())
+                messages.success(request, saved)
                 return redirect("console:offer", slug=offer.slug)
             except ValidationError as exc:  # a concurrent change made it invalid after all
                 form.apply_problems(exc.message_dict)
@@ -256,6 +263,15 @@ def _launch_confirmation(request, offer: Offer):
     )
 
 
+# What the preview calls each of the offer's own words when it says which are not translated.
+WORD_LABELS = {
+    ("offer", "name"): lambda: _("the offer's name"),
+    ("offer", "promise"): lambda: _("the promise"),
+    ("product", "name"): lambda: _("the product's name"),
+    ("product", "description"): lambda: _("the product's description"),
+}
+
+
 @readers
 @require_GET
 def offer_preview(request, slug):
@@ -267,10 +283,15 @@ def offer_preview(request, slug):
     variant = next((v for v in variants if v.name == request.GET.get("variant")), variants[0])
     languages = dict(settings.LANGUAGES)
     language = request.GET.get("lang") if request.GET.get("lang") in languages else translation.get_language()
-    with translation.override(language):
+    with translation.override(language):  # the whole preview page is in the language it shows
+        # The offer's own words that have no translation in this language, and so show the
+        # main (English) text: the marketer sees what is left to translate.
+        untranslated = [WORD_LABELS["offer", f]() for f in fell_back(offer, language)]
+        untranslated += [WORD_LABELS["product", f]() for f in fell_back(offer.product, language)]
         context = landing_context(offer=offer, variant=variant, language=language, at=timezone.now())
         context.update(
             {
+                "fell_back": untranslated,
                 "offer": offer,
                 "preview_variant": variant,
                 "preview_language": language,
@@ -323,10 +344,12 @@ def _product_form_page(request, *, product: Product | None):
         if data.get("image"):
             values["image"] = data["image"]
         try:
-            if product is None:
-                services.product_create(**values)
-            else:
-                services.product_update(product=product, **values)
+            with transaction.atomic():  # the product and its translations, or neither
+                if product is None:
+                    product = services.product_create(**values)
+                else:
+                    product = services.product_update(product=product, **values)
+                words_set(obj=product, words=form.words())
         except ValidationError as exc:
             for name, field_messages in exc.message_dict.items():
                 for message in field_messages:

@@ -13,6 +13,7 @@ from analytics.planning import MAX_WEEKLY_ELIGIBLE, planning_table
 from offers import validation
 from offers.models import Offer, Product
 from offers.money import MoneyError, money_format, to_major, to_minor
+from offers.translation import LIMITS, MAIN_LANGUAGE, word_columns, words_problems
 from offers.validation import VariantSpec, offer_problems, offer_values_complete, product_problems
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -73,13 +74,52 @@ class ConsoleForm(forms.Form):
         return items
 
 
+class TranslatedWords:
+    """The per-language inputs for the model's own words (the console's "Translations"): one
+    optional field per language and word, e.g. ``name_it``, judged by the main text's limits."""
+
+    words_model: type
+
+    def _add_word_fields(self, obj) -> None:
+        for column in word_columns(self.words_model):
+            field, code = column.rsplit("_", 1)
+            limit = LIMITS[field][0]
+            widget = forms.Textarea(attrs={"rows": 2}) if field == "description" else forms.TextInput()
+            widget.attrs.update({"maxlength": limit, "lang": code})
+            self.fields[column] = forms.CharField(
+                label=f"{self.fields[field].label} ({translation.get_language_info(code)['name_local']})",
+                required=False,
+                widget=widget,
+            )
+            if obj is not None:
+                self.initial.setdefault(column, getattr(obj, column) or "")
+
+    def words(self) -> dict[str, str]:
+        data = getattr(self, "cleaned_data", {})
+        return {column: data.get(column) or "" for column in word_columns(self.words_model)}
+
+    def _check_words(self) -> None:
+        for column, messages in words_problems(self.words_model, self.words()).items():
+            for message in messages:
+                self.add_error(column, message)
+
+    def main_fields(self):
+        columns = set(word_columns(self.words_model))
+        return [bound for bound in self if bound.name not in columns]
+
+    def word_fields(self):
+        return [self[column] for column in word_columns(self.words_model)]
+
+
 def _text(label, maximum: int, **kwargs) -> forms.CharField:
     """A text field whose length the shared rules judge, so the console and the API refuse it in
     the same words; the browser's maxlength only keeps a person from typing past it."""
     return forms.CharField(label=label, widget=forms.TextInput(attrs={"maxlength": maximum}), **kwargs)
 
 
-class ProductForm(ConsoleForm):
+class ProductForm(TranslatedWords, ConsoleForm):
+    words_model = Product
+
     sku = _text(_("SKU"), validation.MAX_SKU, help_text=_("Lower-case letters, digits and hyphens."))
     name = _text(_("Name"), validation.MAX_NAME)
     description = forms.CharField(
@@ -95,15 +135,21 @@ class ProductForm(ConsoleForm):
     def __init__(self, *args, product: Product | None = None, **kwargs):
         self.product = product
         if product is not None and "initial" not in kwargs:
-            kwargs["initial"] = {
-                "sku": product.sku,
-                "name": product.name,
-                "description": product.description,
-                "price": to_major(product.price_amount, product.currency),
-                "currency": product.currency,
-                "interval": product.interval,
-            }
+            with translation.override(MAIN_LANGUAGE):  # the main text, whatever the console's language
+                kwargs["initial"] = self._initial(product)
         super().__init__(*args, **kwargs)
+        self._add_word_fields(product)
+
+    @staticmethod
+    def _initial(product: Product) -> dict:
+        return {
+            "sku": product.sku,
+            "name": product.name,
+            "description": product.description,
+            "price": to_major(product.price_amount, product.currency),
+            "currency": product.currency,
+            "interval": product.interval,
+        }
 
     def clean_currency(self):
         return self.cleaned_data["currency"].strip().upper()
@@ -129,6 +175,7 @@ class ProductForm(ConsoleForm):
             existing=self.product,
         )
         _apply(self, problems.by_field, unknown=_unknown(self, PRODUCT_DEPENDS))
+        self._check_words()
         return data
 
 
@@ -170,7 +217,9 @@ def _variant_value_text(variant_form, name: str) -> str:
     return "—" if value in (None, "") else str(value)
 
 
-class OfferForm(ConsoleForm):
+class OfferForm(TranslatedWords, ConsoleForm):
+    words_model = Offer
+
     # A CharField: the shared rule explains a bad slug in the API's words.
     slug = _text(_("Slug"), validation.MAX_SLUG, help_text=_("The offer's address: /o/<slug>/."))
     name = _text(_("Name"), validation.MAX_NAME)
@@ -235,6 +284,7 @@ class OfferForm(ConsoleForm):
         if offer is not None and "initial" not in kwargs:
             kwargs["initial"] = offer_initial(offer)
         super().__init__(*args, **kwargs)
+        self._add_word_fields(offer)
         self.variant_specs: list[VariantSpec] = []
         self.variant_errors: list[str] = []
         self.values: dict = {}
@@ -285,7 +335,8 @@ class OfferForm(ConsoleForm):
         data = self.cleaned_data
         currency = data.get("currency", "")
         currency_known = "currency" not in self.errors
-        values = {k: v for k, v in data.items() if k not in ("trial_price", "sample_cost")}
+        columns = set(word_columns(Offer))  # saved apart, by words_set
+        values = {k: v for k, v in data.items() if k not in ("trial_price", "sample_cost") and k not in columns}
         if currency_known:
             values["trial_price"] = self._minor(self, "trial_price", data.get("trial_price"), currency)
             values["sample_cost"] = self._minor(self, "sample_cost", data.get("sample_cost"), currency)
@@ -313,6 +364,7 @@ class OfferForm(ConsoleForm):
             unknown |= {"trial_price", "sample_cost", "variants"}
         problems = offer_problems(values=offer_values_complete(values), variants=specs, existing=self.offer)
         _apply(self, problems.by_field, unknown=unknown, variant_errors=self.variant_errors)
+        self._check_words()
         self.complete = not self.errors and not self.variant_errors and not variants_broken
         if self.complete:
             self.values = values
@@ -339,6 +391,11 @@ def locked_text(offer: Offer, name: str) -> str:
 
 
 def offer_initial(offer: Offer) -> dict:
+    with translation.override(MAIN_LANGUAGE):  # the main text, whatever the console's language
+        return _offer_initial(offer)
+
+
+def _offer_initial(offer: Offer) -> dict:
     return {
         "slug": offer.slug,
         "name": offer.name,

@@ -9,6 +9,7 @@ from django.db.models import F, ProtectedError
 from django.utils import timezone
 
 from offers.models import Offer, OfferChange, Product, Variant, new_salt
+from offers.translation import in_main_language, word_columns
 from offers.validation import (
     OFFER_FIELDS,
     VARIANT_NAME_TWICE,
@@ -85,6 +86,7 @@ def _offer_saved(offer: Offer, *, create: bool) -> None:
 
 
 # --- Products --------------------------------------------------------------------------------
+@in_main_language
 @transaction.atomic
 def product_create(
     *, sku: str, name: str, price_amount: int, currency: str, interval: str = "", description: str = "", image=None
@@ -108,6 +110,7 @@ def product_create(
     return product
 
 
+@in_main_language
 @transaction.atomic
 def product_update(*, product: Product, **values) -> Product:
     names = ("sku", "name", "price_amount", "currency", "interval", "description")
@@ -189,6 +192,7 @@ def _record(offer: Offer, *, actor, action: str, at: datetime, changes: dict | N
     OfferChange.objects.create(offer=offer, actor=actor, at=at, action=action, changes=changes or {})
 
 
+@in_main_language
 @transaction.atomic
 def offer_create(
     *, actor, values: dict, variants: list[VariantSpec] | None = None, at: datetime | None = None
@@ -213,6 +217,7 @@ def _jsonable(value):
     return value
 
 
+@in_main_language
 @transaction.atomic
 def offer_update(
     *, offer: Offer, actor, values: dict, variants: list[VariantSpec] | None = None, at: datetime | None = None
@@ -321,12 +326,14 @@ def offer_end(*, offer: Offer, actor, at: datetime | None = None, action: str = 
     )
 
 
+@in_main_language
 @transaction.atomic
 def offer_duplicate(*, offer: Offer, actor, at: datetime | None = None) -> Offer:
     """A new draft with the same configuration, a fresh salt and a free slug."""
     at = at or timezone.now()
     base = f"{offer.slug[:70]}-copy"
     values = {name: getattr(offer, name) for name in OFFER_FIELDS} | {"name": f"{offer.name} (copy)"[:200]}
+    values |= {column: getattr(offer, column) for column in word_columns(Offer)}  # and its translations
     # The free slug is found by inserting, not by looking first: a look is stale by the time of
     # the insert when two people duplicate the same offer at once.
     for number in range(1, MAX_COPIES + 1):

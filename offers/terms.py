@@ -63,11 +63,21 @@ def local_day(moment: datetime) -> date:
     return moment.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
 
 
+# CLDR's long Russian date ends in the abbreviation of "year" and its full stop, which doubles the
+# full stop of every sentence that ends with a date; the same day without the abbreviation is
+# just as correct, and "MMMM" is the genitive month the long format uses.
+DATE_PATTERNS = {"ru": "d MMMM y"}
+
+
 def long_date(moment: datetime, language: str) -> str:
     day = local_day(moment)
-    text = format_date(day, format="long", locale=language)
-    if language == "fr" and day.day == 1 and text.startswith("1 "):
-        text = "1er" + text[1:]  # French writes the first of the month as an ordinal; CLDR does not
+    text = format_date(day, format=DATE_PATTERNS.get(language, "long"), locale=language)
+    if day.day == 1 and text.startswith("1 "):
+        # French and Italian write the first of the month as an ordinal; CLDR does not
+        if language == "fr":
+            text = "1er" + text[1:]
+        elif language == "it":
+            text = "1º" + text[1:]
     return text
 
 
@@ -93,7 +103,7 @@ def offer_terms(*, offer, variant, language: str, at: datetime) -> Terms:
         "days": variant.effective_trial_days,
         "fee": money_format(variant.effective_trial_price, offer.currency, language),
         "amount": money_format(product.price_amount, product.currency, language),
-        "product": product.name,
+        "product": _in(language, lambda: product.name),  # the product's own name in that language
         "end": long_date(end, language),
     }
     reminders = [long_date(moment, language) for moment in reminder_times(offer=offer, variant=variant, at=at)]
@@ -233,6 +243,11 @@ def _reminder_line(kind: str, reminders: list[str], language: str) -> str:
             len(reminders),
         )
     return line % values
+
+
+def _in(language: str, read):
+    with translation.override(language):
+        return read()
 
 
 def _require_aware(at: datetime) -> None:

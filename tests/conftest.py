@@ -32,6 +32,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language. Django leaves the last request's language active
+    in the thread, and django-modeltranslation writes ``offer.name = ...`` in the active language,
+    so a language left over from an earlier test would change where a test's data is written."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def localstripe():
     with localstripe_as_stripe() as base:

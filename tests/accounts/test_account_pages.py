@@ -108,7 +108,7 @@ def test_every_allauth_route_is_checked(db, customer):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", sorted(ROUTES))
-@pytest.mark.parametrize("language", ["en", "de", "fr"])
+@pytest.mark.parametrize("language", ["en", "it", "ru", "pl", "de", "fr"])
 def test_every_allauth_page_is_in_the_house_layout_and_wording(client, customer, name, language):
     who, path = _pages(customer)[name]
     if who == "user":

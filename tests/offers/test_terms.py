@@ -59,7 +59,7 @@ def terms_for(case: str, language: str, at: datetime = AT) -> Terms:
     return offer_terms(offer=offer, variant=variant, language=language, at=at)
 
 
-@pytest.mark.parametrize("language", ["en", "de", "fr"])
+@pytest.mark.parametrize("language", ["en", "de", "fr", "it", "ru", "pl"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_terms_read_exactly_as_reviewed(case, language):
     text = terms_for(case, language).text + "\n"
@@ -218,3 +218,96 @@ def test_the_terms_of_a_saved_offer_need_no_database_query(django_assert_num_que
         terms = offer_terms(offer=offer, variant=variant, language="fr", at=AT)
 
     assert terms.headline == "Gratuit pendant 14 jours"
+
+
+# Russian and Polish choose among three forms by the last digits: 1 and 21 take the first in
+# Russian (but 11 and 111 do not), 2-4 and 22-24 the second (but not 12-14), the rest the third.
+# Polish keeps the first for exactly 1.
+PLURAL_DAYS = {
+    "ru": {
+        1: "Бесплатно 1 день",
+        2: "Бесплатно 2 дня",
+        5: "Бесплатно 5 дней",
+        11: "Бесплатно 11 дней",
+        21: "Бесплатно 21 день",
+        22: "Бесплатно 22 дня",
+        25: "Бесплатно 25 дней",
+        111: "Бесплатно 111 дней",
+    },
+    "pl": {
+        1: "Bezpłatnie przez 1 dzień",
+        2: "Bezpłatnie przez 2 dni",
+        5: "Bezpłatnie przez 5 dni",
+        11: "Bezpłatnie przez 11 dni",
+        21: "Bezpłatnie przez 21 dni",
+        22: "Bezpłatnie przez 22 dni",
+        25: "Bezpłatnie przez 25 dni",
+        111: "Bezpłatnie przez 111 dni",
+    },
+}
+
+
+@pytest.mark.parametrize("days", [1, 2, 5, 11, 21, 22, 25, 111])
+@pytest.mark.parametrize("language", ["ru", "pl"])
+def test_russian_and_polish_days_take_the_right_plural_form(language, days):
+    offer, variant = offer_with_variant(product=coffee_club(), kind="free_trial", trial_days=days, reminder_days=[])
+
+    terms = offer_terms(offer=offer, variant=variant, language=language, at=AT)
+
+    assert terms.headline == PLURAL_DAYS[language][days]
+
+
+@pytest.mark.parametrize(
+    ("language", "days", "expected"),
+    [
+        ("ru", 1, "Пробный период длится 1 день и заканчивается 2 июня 2026."),
+        ("ru", 22, "Пробный период длится 22 дня и заканчивается 23 июня 2026."),
+        ("ru", 111, "Пробный период длится 111 дней и заканчивается 20 сентября 2026."),
+        ("pl", 1, "Twój okres próbny trwa 1 dzień i kończy się 2 czerwca 2026."),
+        ("pl", 22, "Twój okres próbny trwa 22 dni i kończy się 23 czerwca 2026."),
+        ("it", 1, "La tua prova dura 1 giorno e termina il giorno 2 giugno 2026."),
+        ("it", 30, "La tua prova dura 30 giorni e termina il giorno 1º luglio 2026."),
+    ],
+)
+def test_the_length_line_agrees_with_its_number(language, days, expected):
+    offer, variant = offer_with_variant(product=coffee_club(), kind="free_trial", trial_days=days, reminder_days=[])
+
+    assert expected in offer_terms(offer=offer, variant=variant, language=language, at=AT).lines
+
+
+@pytest.mark.parametrize(
+    ("language", "count", "noun"),
+    [
+        ("ru", 1, "напоминание"),
+        ("ru", 2, "напоминания"),
+        ("ru", 5, "напоминания"),
+        ("pl", 1, "przypomnienie"),
+        ("pl", 2, "przypomnienia"),
+        ("pl", 5, "przypomnienia"),
+        ("it", 1, "un promemoria"),
+        ("it", 2, "dei promemoria"),
+    ],
+)
+def test_the_reminder_line_agrees_with_the_number_of_reminders(language, count, noun):
+    offer, variant = offer_with_variant(
+        product=coffee_club(), kind="free_trial", trial_days=14, reminder_days=list(range(1, count + 1))
+    )
+
+    lines = offer_terms(offer=offer, variant=variant, language=language, at=AT).lines
+
+    assert any(f" {noun} " in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("language", "currency", "headline"),
+    [
+        ("pl", "PLN", "Pierwszy miesiąc za 4,99\xa0zł zamiast 1\xa0234,56\xa0zł"),
+        ("ru", "RUB", "Первый месяц за 4,99\xa0₽ вместо 1\xa0234,56\xa0₽"),
+        ("it", "EUR", "Il tuo primo mese a 4,99\xa0€ invece di 1.234,56\xa0€"),
+    ],
+)
+def test_money_is_written_the_way_each_language_writes_it(language, currency, headline):
+    product = Product(sku="club", name="Club", price_amount=123456, currency=currency, interval="month")
+    offer, variant = offer_with_variant(product=product, kind="discount", trial_price=499)
+
+    assert offer_terms(offer=offer, variant=variant, language=language, at=AT).headline == headline
