@@ -74,8 +74,14 @@ def test_a_real_worker_sends_an_email_queued_after_commit(worker_queue, monkeypa
         )
         assert not list(mail_dir.iterdir()), "nothing may leave before the transaction commits"
 
+    # Wait for the row to be marked sent: the worker marks it only after the file backend has
+    # written and closed the message, so the file is whole by then (its mere existence is not
+    # enough: it appears as soon as the backend opens it).
+    def delivered() -> bool:
+        return OutboxMessage.objects.filter(pk=record.pk, sent_at__isnull=False).exists()
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(mail_dir.iterdir()):
+    while time.monotonic() < deadline and not delivered():
         assert worker.poll() is None, worker.stdout.read()
         time.sleep(0.2)
 
