@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from accounts.roles import EXECUTIVE, MARKETER, role_required
 from offers import selectors as offer_selectors
 from trials import selectors
-from trials.models import Trial
+from trials.models import ConsentRecord, Trial
 
 PAGE_SIZE = 50
 readers = role_required(MARKETER, EXECUTIVE)
@@ -26,7 +26,13 @@ def offer_trials(request, slug):
     return render(
         request,
         "console/offer_trials.html",
-        {"offer": offer, "page": page, "status": status, "statuses": Trial.Status.choices},
+        {
+            "offer": offer,
+            "page": page,
+            "status": status,
+            "statuses": Trial.Status.choices,
+            "refusals": selectors.offer_claim_refusals(offer=offer),
+        },
     )
 
 
@@ -44,5 +50,6 @@ def offer_trial(request, slug, trial_id):
             "events": trial.events.all(),
             "emails": selectors.trial_emails(trial=trial),
             "charges": selectors.trial_charges(trial=trial),
+            "consent": ConsentRecord.objects.filter(trial=trial).first(),
         },
     )

@@ -17,7 +17,7 @@ from billing.models import Purchase
 from offers import rules
 from offers.money import money_format, to_major
 from offers.terms import long_date
-from trials.models import Assignment, Trial
+from trials.models import Assignment, ClaimRefusal, Trial
 
 
 # --- Assignments ---------------------------------------------------------------------------------
@@ -350,6 +350,12 @@ def offer_trial_get(*, offer, trial_id: int) -> Trial:
         )
     except Trial.DoesNotExist:
         raise Http404(_("This offer has no such trial.")) from None
+
+
+def offer_claim_refusals(*, offer) -> QuerySet[ClaimRefusal]:
+    """How many claims of the offer were refused, per rule (sold out, a second trial by the same
+    email, card or address, …), the most frequent first."""
+    return ClaimRefusal.objects.filter(offer=offer, count__gt=0).order_by("-count", "reason")
 
 
 def trial_emails(*, trial: Trial) -> QuerySet[OutboxMessage]:

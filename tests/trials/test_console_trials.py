@@ -72,3 +72,20 @@ def test_a_trial_of_another_offer_is_not_found_under_this_one(as_marketer, offer
 
     assert as_marketer.get(f"/console/offers/{offer.slug}/trials/{trial.pk}/").status_code == 404
     assert as_marketer.get(f"/console/offers/{offer.slug}/trials/999999/").status_code == 404
+
+
+def test_a_claimed_trials_page_shows_its_consent_record_and_the_offer_counts_refusals(as_marketer, marketer):
+    from tests.trials.test_claim import assigned, claim, live_offer
+    from trials import services
+
+    offer = live_offer(marketer)
+    trial = claim(assigned(offer, "ann.b@gmail.com"))
+    with pytest.raises(services.ClaimRefused):
+        claim(assigned(offer, "annb+again@googlemail.com"))  # the same mailbox: one trial per person
+
+    page = as_marketer.get(f"/console/offers/{offer.slug}/trials/{trial.pk}/").content.decode()
+    listing = as_marketer.get(f"/console/offers/{offer.slug}/trials/").content.decode()
+
+    assert trial.consent.terms_sha256 in page
+    assert "Consent record" in page
+    assert "same_email</code>: 1" in listing
