@@ -48,9 +48,8 @@ def test_the_site_speaks_english_italian_russian_polish_german_and_french():
 
 @pytest.mark.parametrize("language", NEW)
 def test_the_plural_forms_header_is_the_languages_own(language):
-    text = (LOCALE / language / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
-
-    assert f'"Plural-Forms: {PLURAL_FORMS[language]}\\n"' in text
+    # Read through the header parser, so that makemessages wrapping the long line changes nothing.
+    assert catalogue(language).plural_forms == PLURAL_FORMS[language]
     assert (LOCALE / language / "LC_MESSAGES" / "django.mo").exists()
 
 
