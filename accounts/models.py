@@ -82,6 +82,7 @@ class OutboxPurpose(models.TextChoices):
     RECEIPT = "receipt", _("receipt")
     PAYMENT_ACTION = "payment_action", _("payment needs action")
     CANCELLATION = "cancellation", _("cancellation confirmed")
+    TRIAL_ENDED = "trial_ended", _("trial ended, invitation to buy")
 
 
 class OutboxMessage(models.Model):

@@ -38,4 +38,5 @@ app.conf.beat_schedule = {
     "stripe-reconcile": {"task": "billing.tasks.stripe_reconcile_task", "schedule": 600},
     # Claims left unconfirmed (the tab closed) give their unit back: trials/services.py.
     "reservations-release-stale": {"task": "trials.tasks.reservations_release_stale_task", "schedule": 300},
+    "trial-clock": {"task": "trials.tasks.trial_clock_task", "schedule": 60},
 }

@@ -122,6 +122,15 @@ def trial_payment_failed(*, trial_id: int, at: datetime, note: str = "") -> bool
     return bool(moved)
 
 
+def trial_expire(*, trial_id: int, at: datetime) -> bool:
+    """A trial of a kind that charges nothing by itself reached its end (``trials.clock``). An
+    expired trial can still convert: a purchase within the conversion window does it."""
+    moved = _moves(
+        moves=[Move(trial_id, at, "trial ended")], sources=(Trial.Status.ACTIVE,), target=Trial.Status.EXPIRED
+    )
+    return bool(moved)
+
+
 def trials_to_convert(*, customer_id: int, product_id: int, at: datetime) -> list[int]:
     """The customer's open trials of offers leading to this product, claimed before ``at``:
     the trials a full-price purchase at ``at`` converts."""

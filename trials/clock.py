@@ -1,0 +1,133 @@
+"""The trial clock: the jobs that keep the terms' dates. Foretaste owns every trial's clock
+(docs/architecture.md), so beat runs these every minute; each scans the trials table for what is
+due and claims each piece of work so that it happens once, however often the job runs.
+
+- ``reminders_send_due``: each reminder the terms promised ("we will remind you on …") is queued
+  through the outbox when its time comes, at most ``LEAD`` early, once (the outbox key names the
+  trial and the promised moment).
+- ``trials_expire_due``: a trial of a kind that charges nothing by itself (a sample, a no-card
+  trial, a discount) ends at its ``ends_at``: it moves to ``expired`` and the customer is invited
+  to buy, once. A purchase within the conversion window still converts it.
+
+Imported trials are history: they have no terms we wrote, so neither job touches them. The end
+step of the card kinds (the conversion charge) is not built yet; those trials stay active past
+their end until it is.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext
+
+from accounts.emails import email_queue
+from accounts.languages import user_language
+from accounts.models import OutboxMessage, OutboxPurpose
+from offers import rules
+from offers.money import money_format
+from offers.terms import long_date, reminder_times, supported_language
+from trials.links import cancel_url
+from trials.models import Assignment, Trial
+
+# How early a reminder may go out: beat runs every minute, so it is never late, and a
+# cancellation in the minutes before it still stops it.
+LEAD = timedelta(minutes=5)
+
+
+def _web_trials(*, status: str):
+    return Trial.objects.filter(status=status, source=Assignment.Source.WEB).select_related(
+        "offer__product", "variant__offer", "customer"
+    )
+
+
+def reminders_send_due(*, at: datetime) -> int:
+    """Queue every reminder whose time has come for an active trial. Returns how many were
+    queued now (a reminder queued before is not queued again)."""
+    queued = 0
+    for trial in _web_trials(status=Trial.Status.ACTIVE).filter(ends_at__gt=at):
+        for moment in reminder_times(offer=trial.offer, variant=trial.variant, at=trial.claimed_at):
+            if moment - LEAD <= at and _reminder_queue(trial=trial, moment=moment, at=at):
+                queued += 1
+    return queued
+
+
+def reminder_key(trial: Trial, moment: datetime) -> str:
+    return f"trial-{trial.pk}-reminder-{moment:%Y%m%dT%H%M}"
+
+
+def _reminder_queue(*, trial: Trial, moment: datetime, at: datetime) -> bool:
+    key = reminder_key(trial, moment)
+    language = supported_language(trial.language or user_language(trial.customer))
+    product = trial.offer.product
+    ends = long_date(trial.ends_at, language)
+    with translation.override(language):
+        subject = gettext("Your trial of %(offer)s ends on %(date)s") % {"offer": trial.offer.name, "date": ends}
+        if trial.variant.effective_kind in rules.AUTO_CHARGE_KINDS:
+            what = gettext(
+                "On %(date)s we will charge %(amount)s for %(product)s to the card you saved, unless you cancel before."
+            ) % {"date": ends, "amount": money_format(product.price_amount, product.currency, language),
+                 "product": product.name}  # fmt: skip
+        else:
+            what = gettext("Nothing will be charged when it ends.")
+        text = "\n\n".join(
+            [
+                gettext("This is the reminder we promised: your trial of %(offer)s ends on %(date)s.")
+                % {"offer": trial.offer.name, "date": ends},
+                what,
+                gettext("To cancel now, in one click: %(link)s") % {"link": cancel_url(trial)},
+            ]
+        )
+    with transaction.atomic():
+        before = OutboxMessage.objects.filter(key=key).exists()
+        email_queue(
+            to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.REMINDER,
+            user=trial.customer, about=trial, language=language, key=key, at=at,
+        )  # fmt: skip
+    return not before
+
+
+def trials_expire_due(*, at: datetime) -> int:
+    """End the trials of kinds that charge nothing by themselves whose time is up, and invite
+    each customer to buy. Returns how many ended now."""
+    from trials.services import trial_expire
+
+    due = [
+        trial
+        for trial in _web_trials(status=Trial.Status.ACTIVE).filter(ends_at__lte=at)
+        if trial.variant.effective_kind not in rules.AUTO_CHARGE_KINDS
+    ]
+    ended = 0
+    for trial in due:
+        with transaction.atomic():
+            if not trial_expire(trial_id=trial.pk, at=at):
+                continue  # cancelled, or converted by a purchase, since it was read
+            _buy_now_queue(trial=trial, at=at)
+            ended += 1
+    return ended
+
+
+def _buy_now_queue(*, trial: Trial, at: datetime) -> None:
+    language = supported_language(trial.language or user_language(trial.customer))
+    product = trial.offer.product
+    with translation.override(language):
+        subject = gettext("Your trial of %(offer)s has ended") % {"offer": trial.offer.name}
+        text = "\n\n".join(
+            [
+                gettext("Your trial of %(offer)s has ended. We hope it gave you what we promised.")
+                % {"offer": trial.offer.name},
+                gettext("If you liked it, %(product)s is %(amount)s.")
+                % {"product": product.name, "amount": money_format(product.price_amount, product.currency, language)},
+                gettext("Buy it here: %(link)s") % {"link": trial_buy_url(trial)},
+            ]
+        )
+    email_queue(
+        to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.TRIAL_ENDED,
+        user=trial.customer, about=trial, language=language, key=f"trial-{trial.pk}-ended", at=at,
+    )  # fmt: skip
+
+
+def trial_buy_url(trial: Trial) -> str:
+    from django.conf import settings
+    from django.urls import reverse
+
+    return settings.SITE_URL.rstrip("/") + reverse("offer_buy", kwargs={"slug": trial.offer.slug})
