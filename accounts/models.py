@@ -83,6 +83,8 @@ class OutboxPurpose(models.TextChoices):
     PAYMENT_ACTION = "payment_action", _("payment needs action")
     CANCELLATION = "cancellation", _("cancellation confirmed")
     TRIAL_ENDED = "trial_ended", _("trial ended, invitation to buy")
+    SURVEY = "survey", _("feedback survey")
+    APOLOGY = "apology", _("answer to feedback")
 
 
 class OutboxMessage(models.Model):

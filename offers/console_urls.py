@@ -14,6 +14,12 @@ urlpatterns = [
     path("offers/<slug:slug>/preview/", views.offer_preview, name="offer_preview"),
     path("offers/<slug:slug>/trials/", trials.console_views.offer_trials, name="offer_trials"),
     path("offers/<slug:slug>/trials/<int:trial_id>/", trials.console_views.offer_trial, name="offer_trial"),
+    path("offers/<slug:slug>/feedback/", trials.console_views.offer_feedback, name="offer_feedback"),
+    path(
+        "offers/<slug:slug>/feedback/<int:feedback_id>/answer/",
+        trials.console_views.feedback_answer,
+        name="feedback_answer",
+    ),
     path(
         "offers/<slug:slug>/<str:action>/",
         views.offer_action,

@@ -9,6 +9,9 @@ due and claims each piece of work so that it happens once, however often the job
   trial, a discount) ends at its ``ends_at``: it moves to ``expired`` and the customer is invited
   to buy, once. A purchase within the conversion window still converts it.
 
+- ``surveys_send_due``: once a trial is over, the offer's one question ("Did you get what we
+  promised?") is emailed, once, if the offer asks it.
+
 Imported trials are history: they have no terms we wrote, so neither job touches them. The end
 step of the card kinds (the conversion charge) is not built yet; those trials stay active past
 their end until it is.
@@ -131,3 +134,57 @@ def trial_buy_url(trial: Trial) -> str:
     from django.urls import reverse
 
     return settings.SITE_URL.rstrip("/") + reverse("offer_buy", kwargs={"slug": trial.offer.slug})
+
+
+SURVEY_WITHIN = timedelta(days=30)  # a trial over for longer is not asked any more
+
+
+def surveys_send_due(*, at: datetime) -> int:
+    """Ask the customers of trials that are over (ended, converted, cancelled) the offer's
+    question, once. Returns how many were asked now."""
+    from trials.services import FEEDBACK_AFTER
+
+    asked = 0
+    candidates = (
+        Trial.objects.filter(source=Assignment.Source.WEB, offer__feedback_survey=True, feedback__isnull=True)
+        .filter(ends_at__gt=at - SURVEY_WITHIN)
+        .select_related("offer", "customer")
+    )
+    for trial in candidates:
+        over = trial.status in FEEDBACK_AFTER and (trial.ends_at <= at or trial.status == Trial.Status.CANCELLED)
+        if over and _survey_queue(trial=trial, at=at):
+            asked += 1
+    return asked
+
+
+def survey_question(offer, language: str) -> str:
+    with translation.override(language):
+        if offer.promise:
+            return gettext("Did you get what we promised: %(promise)s?") % {"promise": offer.promise.rstrip(".!? ")}
+        return gettext("Did the trial give you what you hoped for?")
+
+
+def _survey_queue(*, trial: Trial, at: datetime) -> bool:
+    from django.conf import settings
+    from django.urls import reverse
+
+    key = f"trial-{trial.pk}-survey"
+    if OutboxMessage.objects.filter(key=key).exists():
+        return False
+    language = supported_language(trial.language or user_language(trial.customer))
+    link = settings.SITE_URL.rstrip("/") + reverse("trial_feedback", kwargs={"trial_id": trial.pk})
+    with translation.override(language):
+        subject = gettext("How was your trial of %(offer)s?") % {"offer": trial.offer.name}
+        text = "\n\n".join(
+            [
+                survey_question(trial.offer, language),
+                gettext("Answer in one minute (yes, partly or no, a rating and a comment if you like): %(link)s")
+                % {"link": link},
+                gettext("We read every answer, and we write back when we fell short."),
+            ]
+        )
+    email_queue(
+        to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.SURVEY, user=trial.customer,
+        about=trial, language=language, key=key, at=at,
+    )  # fmt: skip
+    return True

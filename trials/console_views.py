@@ -1,18 +1,22 @@
 """An offer's trials in the marketer console: the list with a status filter, and one trial's
-page with its history, the emails about it and its charges. Marketers, staff and executives
-read them; nothing here writes."""
+page with its history, consent, the emails about it and its charges; and the feedback, which
+marketers (and staff) answer. Executives read."""
 
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.roles import EXECUTIVE, MARKETER, role_required
+from accounts.roles import EXECUTIVE, MARKETER, has_role, role_required
 from offers import selectors as offer_selectors
 from trials import selectors
 from trials.models import ConsentRecord, Trial
 
 PAGE_SIZE = 50
 readers = role_required(MARKETER, EXECUTIVE)
+managers = role_required(MARKETER)
 
 
 @readers
@@ -53,3 +57,52 @@ def offer_trial(request, slug, trial_id):
             "consent": ConsentRecord.objects.filter(trial=trial).first(),
         },
     )
+
+
+@readers
+@require_GET
+def offer_feedback(request, slug):
+    """The answers to the offer's question, the lowest ratings first, so that the customers we
+    let down are answered first."""
+    from trials.clock import survey_question
+    from trials.forms import FeedbackAnswerForm
+
+    offer = offer_selectors.offer_get(slug=slug)
+    page = Paginator(selectors.offer_feedback(offer=offer), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/offer_feedback.html",
+        {
+            "offer": offer,
+            "page": page,
+            "question": survey_question(offer, "en"),
+            "answer_form": FeedbackAnswerForm(),
+            "can_manage": has_role(request.user, MARKETER),
+        },
+    )
+
+
+@managers
+@require_POST
+def feedback_answer(request, slug, feedback_id):
+    from django.core.exceptions import ValidationError
+
+    from trials import services
+    from trials.forms import FeedbackAnswerForm
+
+    offer = offer_selectors.offer_get(slug=slug)
+    feedback = selectors.offer_feedback_get(offer=offer, feedback_id=feedback_id)
+    form = FeedbackAnswerForm(request.POST)
+    if form.is_valid():
+        try:
+            services.feedback_answer(
+                feedback_id=feedback.pk, actor=request.user, text=form.cleaned_data["response"], at=timezone.now()
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            sent_to = {"email": feedback.trial.customer.email}
+            messages.success(request, _("Your answer was sent to %(email)s.") % sent_to)
+    else:
+        messages.error(request, " ".join(form.errors.get("response", [])))
+    return redirect("console:offer_feedback", slug=offer.slug)

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from offers import rules
 
@@ -236,3 +237,34 @@ class ConsentRecord(models.Model):
 
     def __str__(self):
         return f"consent of trial {self.trial_id} at {self.consented_at:%Y-%m-%d %H:%M}"
+
+
+class Feedback(models.Model):
+    """A customer's answer to the offer's one question after the trial: did they get what the
+    offer promised? And a marketer's answer to it (an apology, a refund), with its time. One
+    per trial; the customer's part is never changed once given."""
+
+    class PromiseMet(models.TextChoices):
+        YES = "yes", _("Yes")
+        PARTLY = "partly", _("Partly")
+        NO = "no", _("No")
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="feedback")
+    promise_met = models.CharField(max_length=10, choices=PromiseMet.choices)
+    rating = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True, max_length=2000)
+    answered_at = models.DateTimeField()
+    response = models.TextField(blank=True, max_length=4000)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(rating__gte=1) & Q(rating__lte=5), name="feedback_rating_1_to_5"),
+        ]
+        indexes = [models.Index(fields=["rating", "answered_at"])]
+
+    def __str__(self):
+        return f"feedback on trial {self.trial_id}: {self.promise_met}, {self.rating}/5"

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Min, QuerySet
+from django.db.models import F, Min, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +17,7 @@ from billing.models import Purchase
 from offers import rules
 from offers.money import money_format, to_major
 from offers.terms import long_date
-from trials.models import Assignment, ClaimRefusal, Trial
+from trials.models import Assignment, ClaimRefusal, Feedback, Trial
 
 
 # --- Assignments ---------------------------------------------------------------------------------
@@ -183,6 +183,7 @@ class TrialLine:
     days_left: int | None
     next_charge: NextCharge | None
     can_cancel: bool
+    can_give_feedback: bool
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,14 @@ def _days_left(trial: Trial, at: datetime) -> int | None:
     return math.ceil((trial.ends_at - at).total_seconds() / 86_400)
 
 
+def _feedback_open(trial: Trial, at: datetime) -> bool:
+    """Over (ended, converted or cancelled), asked by its offer, and not answered yet."""
+    from trials.services import FEEDBACK_AFTER
+
+    over = trial.status in FEEDBACK_AFTER and (trial.ends_at <= at or trial.status == Trial.Status.CANCELLED)
+    return over and trial.offer.feedback_survey and not hasattr(trial, "feedback")
+
+
 def _next_charge(trial: Trial, language: str) -> NextCharge | None:
     """The charge the terms promised for the trial's end: only the kinds that charge by
     themselves, and only while nothing has stopped it."""
@@ -225,7 +234,7 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
     trials = (
         Trial.objects.filter(customer=customer)
         .exclude(status__in=(Trial.Status.RESERVED, Trial.Status.ABANDONED))
-        .select_related("offer__product", "variant__offer")
+        .select_related("offer__product", "variant__offer", "feedback")
         .order_by("-claimed_at", "-pk")
     )
     return [
@@ -240,6 +249,7 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
             days_left=_days_left(trial, at),
             next_charge=_next_charge(trial, language),
             can_cancel=trial.status in OPEN,
+            can_give_feedback=_feedback_open(trial, at),
         )
         for trial in trials
     ]
@@ -356,6 +366,23 @@ def offer_claim_refusals(*, offer) -> QuerySet[ClaimRefusal]:
     """How many claims of the offer were refused, per rule (sold out, a second trial by the same
     email, card or address, …), the most frequent first."""
     return ClaimRefusal.objects.filter(offer=offer, count__gt=0).order_by("-count", "reason")
+
+
+def offer_feedback(*, offer) -> QuerySet[Feedback]:
+    """The answers to the offer's question, the lowest ratings first (unanswered before answered
+    within a rating), then the newest."""
+    return (
+        Feedback.objects.filter(trial__offer=offer)
+        .select_related("trial__customer", "trial__variant", "responded_by")
+        .order_by("rating", F("responded_at").asc(nulls_first=True), "-answered_at", "-pk")
+    )
+
+
+def offer_feedback_get(*, offer, feedback_id: int) -> Feedback:
+    try:
+        return Feedback.objects.select_related("trial__customer").get(pk=feedback_id, trial__offer=offer)
+    except Feedback.DoesNotExist:
+        raise Http404(_("This offer has no such feedback.")) from None
 
 
 def trial_emails(*, trial: Trial) -> QuerySet[OutboxMessage]:

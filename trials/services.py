@@ -887,3 +887,58 @@ def trial_cancel(*, trial_id: int, customer, at: datetime) -> Trial:
             about=trial, language=language, key=f"trial-{trial.pk}-cancelled", at=at,
         )  # fmt: skip
     return trial
+
+
+# --- Feedback ------------------------------------------------------------------------------------
+FEEDBACK_AFTER = (Trial.Status.EXPIRED, Trial.Status.CONVERTED, Trial.Status.CANCELLED, Trial.Status.PAYMENT_FAILED)
+
+
+def feedback_give(*, trial_id, customer, promise_met: str, rating: int, comment: str, at: datetime):
+    """The customer answers the offer's question, once, after the trial. Someone else's trial is
+    a 404; a second answer, or one before the trial is over, is refused with the reason."""
+    from django.core.exceptions import ValidationError
+
+    from trials.models import Feedback
+    from trials.selectors import trial_get_for_customer
+
+    trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
+    if trial.status not in FEEDBACK_AFTER and trial.ends_at > at:
+        raise ValidationError(gettext("You can tell us how it went once your trial is over."))
+    try:
+        with transaction.atomic():
+            return Feedback.objects.create(
+                trial=trial, promise_met=promise_met, rating=rating, comment=comment.strip(), answered_at=at
+            )
+    except IntegrityError:
+        # The one-to-one constraint: two submits at once, or a second answer.
+        raise ValidationError(gettext("You have already told us how this trial went. Thank you!")) from None
+
+
+def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime):
+    """A marketer answers a customer's feedback: the answer is emailed in the customer's language,
+    and its time recorded for "Promises kept". Answered once: a conditional update claims it."""
+    from django.core.exceptions import ValidationError
+
+    from accounts.emails import email_queue
+    from accounts.languages import user_language
+    from trials.models import Feedback
+
+    text = text.strip()
+    if not text:
+        raise ValidationError({"response": [gettext("Write the answer the customer will receive.")]})
+    with transaction.atomic():
+        claimed = Feedback.objects.filter(pk=feedback_id, responded_at__isnull=True).update(
+            response=text, responded_at=at, responded_by=actor
+        )
+        feedback = Feedback.objects.select_related("trial__offer", "trial__customer").get(pk=feedback_id)
+        if not claimed:
+            raise ValidationError({"response": [gettext("This feedback has already been answered.")]})
+        trial = feedback.trial
+        language = supported_language(trial.language or user_language(trial.customer))
+        with translation.override(language):
+            subject = gettext("About your trial of %(offer)s") % {"offer": trial.offer.name}
+        email_queue(
+            to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.APOLOGY, user=trial.customer,
+            about=trial, language=language, key=f"trial-{trial.pk}-feedback-answer", at=at,
+        )  # fmt: skip
+    return feedback

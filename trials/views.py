@@ -97,3 +97,39 @@ def trial_cancel_link(request, token):
     if request.method == "POST" and trial.status in CANCELLABLE:
         return _cancel(request, trial, customer=trial.customer, done=request.path)
     return _cancel_page(request, trial, action=request.path)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def trial_feedback(request, trial_id):
+    """The offer's one question, after the trial: did you get what we promised?"""
+    from django.core.exceptions import ValidationError
+
+    from trials.clock import survey_question
+    from trials.forms import FeedbackForm
+
+    trial = selectors.trial_get_for_customer(trial_id=trial_id, customer=request.user)
+    answered = getattr(trial, "feedback", None)  # None until answered (a reverse one-to-one)
+    form = FeedbackForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and answered is None:
+        if form.is_valid():
+            try:
+                services.feedback_give(trial_id=trial.pk, customer=request.user, at=timezone.now(), **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Thank you for telling us how it went."))
+                return redirect("me")
+        status = 400
+    return render(
+        request,
+        "trials/feedback.html",
+        {
+            "trial": trial,
+            "form": form,
+            "answered": answered,
+            "question": survey_question(trial.offer, translation.get_language()),
+        },
+        status=status,
+    )

@@ -9,6 +9,7 @@ import pytest
 from offers import console_urls, services
 from tests import factories
 from tests.factories import NOW
+from trials.models import Feedback
 
 ROLES = ("anonymous", "customer", "executive", "marketer", "operator")
 READ = "read"  # marketers, staff and executives may GET; POST is not a method of the page
@@ -24,6 +25,8 @@ ROUTES = {
     "offer_preview": ("/console/offers/{slug}/preview/?variant=default&lang=de", READ),
     "offer_trials": ("/console/offers/{slug}/trials/?status=active", READ),
     "offer_trial": ("/console/offers/{slug}/trials/{trial}/", READ),
+    "offer_feedback": ("/console/offers/{slug}/feedback/", READ),
+    "feedback_answer": ("/console/offers/{slug}/feedback/{feedback}/answer/", ACTION),
     "offer_action": ("/console/offers/{slug}/pause/", ACTION),
     "products": ("/console/products/", READ),
     "product_new": ("/console/products/new/", MANAGE),
@@ -66,7 +69,8 @@ def live_offer(db, marketer):
 def test_each_role_gets_the_right_answer(client, request, live_offer, name, role, method):
     path, kind = ROUTES[name]
     trial = factories.trial(customer=request.getfixturevalue("outsider"), offer=live_offer)
-    path = path.format(slug=live_offer.slug, sku=live_offer.product.sku, trial=trial.pk)
+    feedback = Feedback.objects.create(trial=trial, promise_met="no", rating=1, answered_at=NOW)
+    path = path.format(slug=live_offer.slug, sku=live_offer.product.sku, trial=trial.pk, feedback=feedback.pk)
     if role != "anonymous":
         client.force_login(request.getfixturevalue(role))
 
