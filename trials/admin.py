@@ -3,7 +3,7 @@ trials/services.py, and consent records and trial events are append-only."""
 
 from django.contrib import admin
 
-from trials.models import ClaimRefusal, ConsentRecord, Trial, TrialEvent
+from trials.models import ClaimRefusal, ConsentRecord, Feedback, Trial, TrialEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,3 +53,12 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
 class ClaimRefusalAdmin(ReadOnlyAdmin):
     list_display = ("offer", "reason", "count")
     list_filter = ("reason",)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    """Answered in the console (Feedback, on each offer's trials page), where the apology is sent."""
+
+    list_display = ("trial", "rating", "promise_met", "answered_at", "responded_at")
+    list_filter = ("rating", "promise_met")
+    search_fields = ("trial__customer__email",)

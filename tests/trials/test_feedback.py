@@ -118,3 +118,15 @@ def test_feedback_of_another_offer_cannot_be_answered_under_this_one(as_marketer
         as_marketer.post(f"/console/offers/{offer.slug}/feedback/{feedback.pk}/answer/", {"response": "x"}).status_code
         == 404
     )
+
+
+def test_operators_read_feedback_in_the_admin_and_cannot_change_it(client, operator, ended):
+    feedback = Feedback.objects.create(trial=ended, promise_met="no", rating=1, answered_at=NOW)
+    client.force_login(operator)
+
+    assert client.get("/admin/trials/feedback/").status_code == 200
+    assert client.get(f"/admin/trials/feedback/{feedback.pk}/change/").status_code == 200
+    assert client.get("/admin/trials/feedback/add/").status_code == 403
+    client.post(f"/admin/trials/feedback/{feedback.pk}/change/", {"rating": 5})
+    feedback.refresh_from_db()
+    assert feedback.rating == 1
