@@ -160,3 +160,36 @@ def test_two_jobs_at_once_charge_once(card_offer):
     assert len(payment_intents_of(stripe_customer(trial)) - before) == 1
     assert Purchase.objects.filter(trial=trial).count() == 1
     assert sum(outcome.get("converted", 0) for outcome in outcomes) == 1
+
+
+def test_a_subscription_product_gets_a_subscription_from_the_saved_card(marketer):
+    product = factories.product(sku="club", name="Coffee club", price_amount=999, interval="month")
+    offer = live_offer(marketer, kind="free_trial", slug="club-monthly", inventory=5, product_=product)
+    trial = card_claim(offer, "ann@example.com")
+    reminders_delivered(trial)
+
+    assert clock.trials_convert_due(at=trial.ends_at) == {"converted": 1}
+
+    trial.refresh_from_db()
+    (purchase,) = Purchase.objects.filter(trial=trial)
+    assert trial.status == Trial.Status.CONVERTED
+    assert (purchase.kind, purchase.amount) == ("regular", 999)
+    assert purchase.external_id.startswith("in_")  # the first invoice, as the invoice webhook records it
+    from billing import gateway
+
+    (subscription,) = gateway.client().v1.subscriptions.list({"customer": stripe_customer(trial)}).data
+    assert subscription.status == "active"
+
+
+def test_stripe_down_at_the_end_leaves_the_trial_converting_and_charges_nothing(card_offer, settings):
+    trial = card_claim(card_offer, "ann@example.com")
+    reminders_delivered(trial)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:1"
+
+    assert clock.trials_convert_due(at=trial.ends_at) == {"unavailable": 1}
+
+    trial.refresh_from_db()
+    # Not known whether Stripe charged: it stays converting (never active again, so never a
+    # second charge with a new key), and nothing is in the ledger.
+    assert trial.status == Trial.Status.CONVERTING
+    assert not Purchase.objects.filter(trial=trial).exists()
