@@ -612,7 +612,7 @@ def subscription_create(
     price_id: str,
     payment_method_id: str,
     idempotency_key: str,
-    metadata: dict[str, str],
+    metadata: dict[str, str] | None = None,
     timeout: float | None = None,
 ) -> SubscriptionResult:
     """Start a paid subscription now from a saved card, charging the first period. A first
@@ -624,7 +624,7 @@ def subscription_create(
     _call(api.customers.update, customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}})
     params = {
         "customer": customer_id, "items": [{"plan": price_id}], "payment_behavior": "allow_incomplete",
-        "expand": ["latest_invoice.payment_intent"], "metadata": metadata,
+        "expand": ["latest_invoice.payment_intent"], "metadata": metadata or {},
     }  # fmt: skip
     data = _as_dict(_call(api.subscriptions.create, params, _options(f"subscription-{idempotency_key}")))
     invoice = data.get("latest_invoice")
