@@ -593,3 +593,49 @@ def card_details(*, payment_method_id: str, timeout: float | None = None) -> Car
     if not card.get("fingerprint") or not card.get("last4"):
         raise GatewayError(f"Stripe's payment method {payment_method_id} has no card fingerprint or last 4 digits.")
     return CardDetails(last4=card["last4"], fingerprint=card["fingerprint"])
+
+
+# --- Conversion: the end step of a card trial (trials/services.py, "Conversion") ----------------
+@dataclass(frozen=True)
+class SubscriptionResult:
+    id: str
+    status: str
+    latest_invoice_id: str | None
+    payment_intent_id: str | None
+    payment_intent_status: str | None
+    client_secret: str | None
+
+
+def subscription_create(
+    *,
+    customer_id: str,
+    price_id: str,
+    payment_method_id: str,
+    idempotency_key: str,
+    metadata: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> SubscriptionResult:
+    """Start a paid subscription now from a saved card, charging the first period. A first
+    payment that needs 3-D Secure leaves the subscription incomplete with its PaymentIntent in
+    ``requires_action``; a decline leaves it ``requires_payment_method``."""
+    api = client(timeout=timeout).v1
+    # localstripe rejects the subscription-level ``default_payment_method`` and ``off_session``;
+    # making the card the customer's default for invoices works on both and has the same effect.
+    _call(api.customers.update, customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}})
+    params = {
+        "customer": customer_id, "items": [{"plan": price_id}], "payment_behavior": "allow_incomplete",
+        "expand": ["latest_invoice.payment_intent"], "metadata": metadata or {},
+    }  # fmt: skip
+    data = _as_dict(_call(api.subscriptions.create, params, _options(f"subscription-{idempotency_key}")))
+    invoice = data.get("latest_invoice")
+    intent = invoice.get("payment_intent") if isinstance(invoice, dict) else None
+    if isinstance(intent, str):
+        intent = _as_dict(_call(api.payment_intents.retrieve, intent))
+    return SubscriptionResult(
+        id=data["id"],
+        status=data["status"],
+        latest_invoice_id=invoice.get("id") if isinstance(invoice, dict) else invoice,
+        payment_intent_id=intent.get("id") if intent else None,
+        payment_intent_status=intent.get("status") if intent else None,
+        client_secret=intent.get("client_secret") if intent else None,
+    )

@@ -12,9 +12,11 @@ due and claims each piece of work so that it happens once, however often the job
 - ``surveys_send_due``: once a trial is over, the offer's one question ("Did you get what we
   promised?") is emailed, once, if the offer asks it.
 
-Imported trials are history: they have no terms we wrote, so neither job touches them. The end
-step of the card kinds (the conversion charge) is not built yet; those trials stay active past
-their end until it is.
+- ``trials_convert_due``: a card trial (free_trial, paid_trial) whose time is up is charged the
+  product (trials/services.py, "Conversion"), but only once every promised reminder was sent; if
+  one was not, it waits and its ``waiting_reason`` says which.
+
+Imported trials are history: they have no terms we wrote, so no job touches them.
 """
 
 from datetime import datetime, timedelta
@@ -188,3 +190,30 @@ def _survey_queue(*, trial: Trial, at: datetime) -> bool:
         about=trial, language=language, key=key, at=at,
     )  # fmt: skip
     return True
+
+
+def trials_convert_due(*, at: datetime) -> dict[str, int]:
+    """Charge the card trials whose time is up. A trial one of whose promised reminders was not
+    sent is not charged: it stays active and says why. Returns the count of each outcome."""
+    from trials.services import trial_conversion_charge
+
+    counts: dict[str, int] = {}
+    due = [
+        trial
+        for trial in _web_trials(status=Trial.Status.ACTIVE).filter(ends_at__lte=at)
+        if trial.variant.effective_kind in rules.AUTO_CHARGE_KINDS
+    ]
+    for trial in due:
+        unsent = [
+            moment
+            for moment in reminder_times(offer=trial.offer, variant=trial.variant, at=trial.claimed_at)
+            if not OutboxMessage.objects.filter(key=reminder_key(trial, moment), sent_at__isnull=False).exists()
+        ]
+        if unsent:
+            reason = f"waiting: the reminder due {unsent[0]:%Y-%m-%d %H:%M} UTC was not sent"
+            Trial.objects.filter(pk=trial.pk, status=Trial.Status.ACTIVE).update(waiting_reason=reason)
+            outcome = "waiting"
+        else:
+            outcome = trial_conversion_charge(trial_id=trial.pk, at=at).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

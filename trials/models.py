@@ -102,6 +102,8 @@ class Trial(models.Model):
     shipping_address = models.JSONField(default=dict, blank=True)
     stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    # Why the end step has not charged yet (a promised reminder not sent): the trial says why.
+    waiting_reason = models.CharField(max_length=200, blank=True)
     claim_ip = models.GenericIPAddressField(null=True, blank=True)
     claim_user_agent = models.CharField(max_length=500, blank=True)
 

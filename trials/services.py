@@ -942,3 +942,112 @@ def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime):
             about=trial, language=language, key=f"trial-{trial.pk}-feedback-answer", at=at,
         )  # fmt: skip
     return feedback
+
+
+# --- Conversion ----------------------------------------------------------------------------------
+# The end step of a card trial (free_trial, paid_trial), run by the trial clock
+# (``trials.clock.trials_convert_due``) once every promised reminder was sent. Order of work:
+# active → converting (a conditional update: of two jobs, one goes on) → commit → the gateway,
+# with no transaction open and a key derived from the trial id → one transaction: the ``regular``
+# ledger row (which converts the trial, billing/ledger.py) or converting → payment_failed and an
+# email with the way to pay. The ledger row carries the same external id the webhook handlers use
+# (the PaymentIntent, or the subscription's first invoice), so the later webhook adds nothing.
+@dataclass(frozen=True)
+class Conversion:
+    outcome: str  # converted, action_needed, declined, unavailable, or taken (someone else has it)
+    external_id: str = ""
+
+
+def conversion_key(trial_id: int) -> str:
+    return f"trial-{trial_id}-conversion"
+
+
+def trial_conversion_charge(*, trial_id: int, at: datetime) -> Conversion:
+    """Charge the product for a card trial whose time is up. Never twice: the move to
+    ``converting`` is the claim, and Stripe dedups the retried key."""
+    from billing import gateway
+
+    if not _moves(moves=[Move(trial_id, at, "conversion charge")], sources=(Trial.Status.ACTIVE,),
+                  target=Trial.Status.CONVERTING):  # fmt: skip
+        return Conversion("taken")
+    Trial.objects.filter(pk=trial_id).update(waiting_reason="")
+    trial = Trial.objects.select_related("offer__product", "customer", "consent").get(pk=trial_id)
+    consent, product = trial.consent, trial.offer.product
+    metadata = {"product_sku": product.sku, "foretaste_kind": "regular", "trial_id": str(trial.pk)}
+    try:
+        if product.interval:
+            result = gateway.subscription_create(
+                customer_id=consent.stripe_customer_id, price_id=product.stripe_price_id,
+                payment_method_id=consent.stripe_payment_method_id, idempotency_key=conversion_key(trial.pk),
+                metadata=metadata,
+            )  # fmt: skip
+            status, external_id = result.payment_intent_status or result.status, result.latest_invoice_id or ""
+            if result.status == "active":
+                status = "succeeded"
+        else:
+            payment = gateway.payment_intent_charge(
+                customer_id=consent.stripe_customer_id, payment_method_id=consent.stripe_payment_method_id,
+                amount=product.price_amount, currency=product.currency, idempotency_key=conversion_key(trial.pk),
+                metadata=metadata,
+            )  # fmt: skip
+            status, external_id = payment.status, payment.id
+    except gateway.GatewayUnavailable as exc:
+        # Not known whether Stripe charged: the trial stays converting, and a retry with the same
+        # key repeats the same charge at Stripe instead of making a second one.
+        logger.warning("conversion of trial %s: Stripe unavailable: %s", trial.pk, exc)
+        return Conversion("unavailable")
+    except gateway.GatewayError as exc:
+        _conversion_failed(trial, note=f"declined: {exc.code or str(exc)}"[:200], action=False, at=at)
+        return Conversion("declined")
+    if status == "succeeded":
+        from billing.ledger import purchase_record
+        from billing.models import Purchase
+
+        with transaction.atomic():
+            purchase_record(
+                customer=trial.customer, product=product, kind=Purchase.Kind.REGULAR, amount=product.price_amount,
+                currency=product.currency, purchased_at=at, source=Purchase.Source.STRIPE, external_id=external_id,
+                trial_id=trial.pk,
+            )  # fmt: skip
+        return Conversion("converted", external_id)
+    if status == "requires_action":
+        _conversion_failed(trial, note="authentication needed", action=True, at=at)
+        return Conversion("action_needed", external_id)
+    _conversion_failed(trial, note=f"declined: {status}"[:200], action=False, at=at)
+    return Conversion("declined", external_id)
+
+
+def _conversion_failed(trial: Trial, *, note: str, action: bool, at: datetime) -> None:
+    """converting → payment_failed, and the email that says how to pay (the completion page
+    itself, ``confirmCardPayment`` from /me/, is built elsewhere)."""
+    from django.conf import settings
+
+    from accounts.emails import email_queue
+    from accounts.languages import user_language
+    from offers.money import money_format
+
+    language = supported_language(trial.language or user_language(trial.customer))
+    product = trial.offer.product
+    link = settings.SITE_URL.rstrip("/") + "/me/"
+    amount = money_format(product.price_amount, product.currency, language)
+    with translation.override(language):
+        if action:
+            subject = gettext("Your bank asks you to confirm the payment for %(product)s") % {"product": product.name}
+            body = gettext(
+                "Your trial of %(offer)s has ended. Your bank asks you to confirm the payment of %(amount)s "
+                "for %(product)s before it goes through. Confirm it here: %(link)s"
+            )
+        else:
+            subject = gettext("The payment for %(product)s did not go through") % {"product": product.name}
+            body = gettext(
+                "Your trial of %(offer)s has ended, but the payment of %(amount)s for %(product)s was declined. "
+                "Nothing was charged. You can pay with another card here: %(link)s"
+            )
+        text = body % {"offer": trial.offer.name, "amount": amount, "product": product.name, "link": link}
+    with transaction.atomic():
+        if trial_payment_failed(trial_id=trial.pk, at=at, note=note):
+            email_queue(
+                to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.PAYMENT_ACTION,
+                user=trial.customer, about=trial, language=language, at=at,
+                key=f"trial-{trial.pk}-payment-action" if action else f"trial-{trial.pk}-payment-failed",
+            )  # fmt: skip

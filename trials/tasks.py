@@ -19,4 +19,5 @@ def trial_clock_task():
     at = timezone.now()
     clock.reminders_send_due(at=at)
     clock.trials_expire_due(at=at)
+    clock.trials_convert_due(at=at)
     clock.surveys_send_due(at=at)

@@ -262,13 +262,8 @@ class ChargeResult:
     message: str | None = None
 
 
-@dataclass(frozen=True)
-class SubscriptionResult:
-    id: str
-    status: str
-    latest_invoice_id: str | None
-    payment_intent_id: str | None
-    payment_intent_status: str | None
+# Moved to the gateway (the end step of a card trial needs it): billing.gateway.SubscriptionResult.
+SubscriptionResult = gateway.SubscriptionResult
 
 
 def _key(key: str) -> dict:
@@ -374,30 +369,8 @@ def refund_payment(*, payment_intent_id: str, amount: int, idempotency_key: str)
     return gateway.client().v1.refunds.create(params, _key(f"refund-{idempotency_key}")).id
 
 
-def subscription_create(
-    *, customer_id: str, price_id: str, payment_method_id: str, idempotency_key: str, metadata: dict | None = None
-) -> SubscriptionResult:
-    """Start a paid subscription now, charging the saved card for the first period."""
-    api = gateway.client().v1
-    # localstripe rejects the subscription-level ``default_payment_method`` and ``off_session``;
-    # making the card the customer's default for invoices works on both and has the same effect.
-    api.customers.update(customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}})
-    params = {
-        "customer": customer_id, "items": [{"plan": price_id}], "payment_behavior": "allow_incomplete",
-        "expand": ["latest_invoice.payment_intent"], "metadata": metadata or {},
-    }  # fmt: skip
-    data = api.subscriptions.create(params, _key(f"subscription-{idempotency_key}")).to_dict()
-    invoice = data.get("latest_invoice")
-    intent = invoice.get("payment_intent") if isinstance(invoice, dict) else None
-    if isinstance(intent, str):
-        intent = api.payment_intents.retrieve(intent).to_dict()
-    return SubscriptionResult(
-        id=data["id"],
-        status=data["status"],
-        latest_invoice_id=invoice.get("id") if isinstance(invoice, dict) else invoice,
-        payment_intent_id=intent.get("id") if intent else None,
-        payment_intent_status=intent.get("status") if intent else None,
-    )
+# Moved to the gateway: billing.gateway.subscription_create (the end step of a card trial).
+subscription_create = gateway.subscription_create
 
 
 def subscription_cancel(*, subscription_id: str) -> str:
