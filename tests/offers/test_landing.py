@@ -91,7 +91,7 @@ def test_a_logged_in_visitor_is_told_where_claiming_will_be(client, marketer, cu
 
     html = page(visit(client, offer))
 
-    assert "You will be able to claim this offer here." in html
+    assert "I have read the terms above and agree to them." in html and 'name="consent"' in html
     assert "Sign up to claim" not in html
 
 
@@ -377,7 +377,7 @@ def test_an_eligible_customer_in_an_allowed_country_may_claim(client, marketer, 
 
     html = page(visit(client, offer))
 
-    assert "You will be able to claim this offer here." in html
+    assert "I have read the terms above and agree to them." in html and 'name="consent"' in html
     assert "landing__ineligible" not in html
 
 
