@@ -89,3 +89,17 @@ def test_a_claimed_trials_page_shows_its_consent_record_and_the_offer_counts_ref
     assert trial.consent.terms_sha256 in page
     assert "Consent record" in page
     assert "same_email</code>: 1" in listing
+
+
+def test_the_pager_keeps_the_status_filter(as_marketer, offer):
+    from accounts.models import User
+
+    for n in range(51):
+        factories.trial(customer=User.objects.create_user(email=f"c{n}@example.com"), offer=offer)
+
+    first = as_marketer.get(f"/console/offers/{offer.slug}/trials/?status=active").content.decode()
+    second = as_marketer.get(f"/console/offers/{offer.slug}/trials/?page=2&status=active")
+
+    assert 'href="?page=2&amp;status=active"' in first
+    assert "Page 1 of 2" in first
+    assert len(second.context["page"].object_list) == 1
