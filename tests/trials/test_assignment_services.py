@@ -202,7 +202,8 @@ def test_the_landing_pages_prebuilt_read_gives_what_the_orm_gives(marketer, cust
     assert _values(read.offer) == _values(orm.offer)
     assert _values(read.offer.product) == _values(orm.offer.product)
     assert read.offer.starts_at.tzinfo is not None and read.offer.allowed_countries == ["IT"]
-    if who == "holdout":
+    # A customer's arm comes from their id, so in some runs the customer is in the holdout too.
+    if made.is_holdout:
         assert read.variant is None
     else:
         assert _values(read.variant) == _values(orm.variant)
