@@ -144,7 +144,7 @@ SURVEY_WITHIN = timedelta(days=30)  # a trial over for longer is not asked any m
 def surveys_send_due(*, at: datetime) -> int:
     """Ask the customers of trials that are over (ended, converted, cancelled) the offer's
     question, once. Returns how many were asked now."""
-    from trials.services import FEEDBACK_AFTER
+    from trials.services import trial_is_over
 
     asked = 0
     candidates = (
@@ -153,8 +153,7 @@ def surveys_send_due(*, at: datetime) -> int:
         .select_related("offer", "customer")
     )
     for trial in candidates:
-        over = trial.status in FEEDBACK_AFTER and (trial.ends_at <= at or trial.status == Trial.Status.CANCELLED)
-        if over and _survey_queue(trial=trial, at=at):
+        if trial_is_over(trial, at) and _survey_queue(trial=trial, at=at):
             asked += 1
     return asked
 

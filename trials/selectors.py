@@ -212,10 +212,9 @@ def _days_left(trial: Trial, at: datetime) -> int | None:
 
 def _feedback_open(trial: Trial, at: datetime) -> bool:
     """Over (ended, converted or cancelled), asked by its offer, and not answered yet."""
-    from trials.services import FEEDBACK_AFTER
+    from trials.services import trial_is_over
 
-    over = trial.status in FEEDBACK_AFTER and (trial.ends_at <= at or trial.status == Trial.Status.CANCELLED)
-    return over and trial.offer.feedback_survey and not hasattr(trial, "feedback")
+    return trial_is_over(trial, at) and trial.offer.feedback_survey and not hasattr(trial, "feedback")
 
 
 def _next_charge(trial: Trial, language: str) -> NextCharge | None:

@@ -893,6 +893,12 @@ def trial_cancel(*, trial_id: int, customer, at: datetime) -> Trial:
 FEEDBACK_AFTER = (Trial.Status.EXPIRED, Trial.Status.CONVERTED, Trial.Status.CANCELLED, Trial.Status.PAYMENT_FAILED)
 
 
+def trial_is_over(trial: Trial, at: datetime) -> bool:
+    """Over, for the survey: cancelled, or ended (expired, converted, payment failed) and past
+    its last day."""
+    return trial.status in FEEDBACK_AFTER and (trial.ends_at <= at or trial.status == Trial.Status.CANCELLED)
+
+
 def feedback_give(*, trial_id, customer, promise_met: str, rating: int, comment: str, at: datetime):
     """The customer answers the offer's question, once, after the trial. Someone else's trial is
     a 404; a second answer, or one before the trial is over, is refused with the reason."""
