@@ -639,3 +639,49 @@ def subscription_create(
         payment_intent_status=intent.get("status") if intent else None,
         client_secret=intent.get("client_secret") if intent else None,
     )
+
+
+# --- Ending a subscription at the end of its paid period (/me/) -------------------------------
+@dataclass(frozen=True)
+class SubscriptionPeriod:
+    id: str
+    status: str
+    current_period_end: int  # Unix time: the paid period's end, when a cancelled one ends
+    cancel_at_period_end: bool
+
+
+def _period_of(data: dict) -> SubscriptionPeriod:
+    end = data.get("current_period_end")
+    if end is None:  # real Stripe since API 2025-03-31 keeps the period on each item
+        items = (data.get("items") or {}).get("data") or []
+        end = max(item["current_period_end"] for item in items)
+    return SubscriptionPeriod(
+        id=data["id"],
+        status=data["status"],
+        current_period_end=int(end),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+    )
+
+
+@_read("subscription period")
+def subscription_period(*, subscription_id: str, timeout: float | None = None) -> SubscriptionPeriod:
+    """The current paid period of a subscription, and whether it ends there."""
+    return _period_of(_as_dict(_call(client(timeout=timeout).v1.subscriptions.retrieve, subscription_id)))
+
+
+@_read("subscription")
+def subscription_cancel_at_period_end(*, subscription_id: str, timeout: float | None = None) -> SubscriptionPeriod:
+    """Ask Stripe to end a subscription when its paid period ends, charging nothing more.
+
+    Stripe then ends it itself at that moment and sends ``customer.subscription.deleted``, which
+    ``billing.handlers.subscription_changed`` mirrors. localstripe stores the flag and returns it
+    but, having no clock, never reaches the period's end: tests see the flag, not the ending.
+    The key is the subscription's own: asking twice is the same request."""
+    params = {"cancel_at_period_end": True}
+    data = _call(
+        client(timeout=timeout).v1.subscriptions.update,
+        subscription_id,
+        params,
+        _options(f"cancel-at-period-end-{subscription_id}"),
+    )
+    return _period_of(_as_dict(data))

@@ -268,11 +268,17 @@ def subscription_changed(event: dict) -> Writes:
     never comes back to life (Stripe cannot revive one either).
     """
     state = gateway.subscription_state(subscription_id=event_object_id(event))
+    return subscription_writes(state, at=event_time(event))
+
+
+def subscription_writes(state: gateway.SubscriptionState, *, at: datetime) -> Writes:
+    """The writes that bring our Subscription row to ``state``, as known at ``at`` (the event's
+    time; for a purchase on Foretaste, the subscription's creation, so every event about it is
+    newer)."""
     what = f"Subscription {state.id}"
     customer, remember = _customer(state.customer_id)
     product = _product(state.metadata, state.price_ids, what=what)
     trial_id = _trial_id(state.metadata, customer=customer, what=what)
-    at = event_time(event)
     ended = state.canceled_at or state.ended_at
     values = {
         "status": state.status,

@@ -108,9 +108,68 @@ class Subscription(models.Model):
     status = models.CharField(max_length=30)
     stripe_updated = models.DateTimeField()
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The customer asked, from /me/, to end it at the end of the paid period
+    # (``billing.services.subscription_cancel``): when they asked, and the end Stripe gave.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"{self.stripe_id} ({self.status})"
+
+
+class Checkout(models.Model):
+    """One attempt by a customer to buy a product on Foretaste (``billing.services``, "Buying").
+
+    A row of its own, persisted before Stripe is called, because the attempt needs an identity
+    that outlives the request: its id is the idempotency key of every Stripe write it makes, so a
+    reload or a double submit repeats the same write at Stripe instead of charging again, and its
+    status is the conditional-update guard that localstripe (which ignores idempotency keys) needs.
+
+        open ──claim──▶ charging ──▶ paid (the ledger row written, ``purchase`` set)
+          ▲                 ├──────▶ action (the bank asks for 3-D Secure) ──▶ paid
+          └─ Stripe down ───┤
+                            └──────▶ failed (declined: nothing recorded; the next visit starts anew)
+
+    One open attempt per customer and product (a constraint), so two tabs share one attempt.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        CHARGING = "charging", "charging"
+        ACTION = "action", "action"
+        PAID = "paid", "paid"
+        FAILED = "failed", "failed"
+
+    UNFINISHED = (Status.OPEN, Status.CHARGING, Status.ACTION)
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="checkouts")
+    offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="checkouts")
+    product = models.ForeignKey("offers.Product", on_delete=models.PROTECT, related_name="checkouts")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # The price as shown when the attempt began: what the customer agreed to pay.
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    language = models.CharField(max_length=10, blank=True)
+    stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True)
+    purchase = models.OneToOneField(Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="checkout")
+    failure = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "product"],
+                condition=Q(status__in=["open", "charging", "action"]),
+                name="checkout_one_unfinished_per_product",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="checkout_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"checkout {self.pk} ({self.status})"
 
 
 class ImportJob(models.Model):

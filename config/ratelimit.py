@@ -20,6 +20,7 @@ from django.shortcuts import render
 # action → allauth's rate syntax: "<count>/<period>/<ip|user>", comma-separated.
 DEFAULT_RATES = {
     "claim": "20/10m/ip,10/10m/user",
+    "buy": "20/10m/ip,10/10m/user",
     "cancel": "30/10m/ip,20/10m/user",
     "signed_link": "30/10m/ip",
 }

@@ -107,10 +107,3 @@ def offer_landing(request, slug):
     if fresh:
         remember_visitor(response, visitor)
     return response
-
-
-def offer_buy(request, slug):
-    """Where the holdout's buy button leads. A placeholder until buying on Foretaste comes (the
-    Trials issue, point 5)."""
-    offer = get_object_or_404(Offer.objects.select_related("product").exclude(status=Offer.Status.DRAFT), slug=slug)
-    return render(request, "offers/buy.html", {"product": offer.product})

@@ -184,6 +184,7 @@ class TrialLine:
     next_charge: NextCharge | None
     can_cancel: bool
     can_give_feedback: bool
+    can_buy: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,20 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
             next_charge=_next_charge(trial, language),
             can_cancel=trial.status in OPEN,
             can_give_feedback=_feedback_open(trial, at),
+            can_buy=_can_buy(trial),
         )
         for trial in trials
     ]
+
+
+def _can_buy(trial: Trial) -> bool:
+    """Whether /me/ offers to buy the trial's product: once the trial has ended, or during one
+    that charges nothing by itself; a one-off product again after it converted."""
+    if trial.status in (Trial.Status.EXPIRED, Trial.Status.CANCELLED):
+        return True
+    if trial.status == Trial.Status.CONVERTED:
+        return not trial.offer.product.interval
+    return trial.status == Trial.Status.ACTIVE and trial.variant.effective_kind not in rules.AUTO_CHARGE_KINDS
 
 
 def me_purchases(*, customer, language: str) -> list[PurchaseLine]:

@@ -133,12 +133,16 @@ def trial_expire(*, trial_id: int, at: datetime) -> bool:
 
 def trials_to_convert(*, customer_id: int, product_id: int, at: datetime) -> list[int]:
     """The customer's open trials of offers leading to this product, claimed before ``at``:
-    the trials a full-price purchase at ``at`` converts."""
-    return list(
-        Trial.objects.filter(
-            customer_id=customer_id, offer__product_id=product_id, claimed_at__lte=at, status__in=CONVERTIBLE
-        ).values_list("pk", flat=True)
-    )
+    the trials a full-price purchase at ``at`` converts. An ended (expired) trial converts only
+    within its offer's conversion window, ``grace_days`` after its end (DESIGN.md, "Offer kinds")."""
+    rows = Trial.objects.filter(
+        customer_id=customer_id, offer__product_id=product_id, claimed_at__lte=at, status__in=CONVERTIBLE
+    ).values_list("pk", "status", "ends_at", "offer__grace_days")
+    return [
+        pk
+        for pk, status, ends_at, grace_days in rows
+        if status != Trial.Status.EXPIRED or at <= ends_at + timedelta(days=grace_days)
+    ]
 
 
 # --- Trials written whole, with their history (imports) ------------------------------------------
@@ -578,15 +582,10 @@ def claim_payment_start(*, trial_id: int, at: datetime) -> ClaimPayment:
         raise _refused("expired", language=trial.language)
     if not _needs_card(trial):
         return ClaimPayment(trial_id=trial.pk)
-    customer = trial.customer
+    from billing.services import customer_stripe_id
+
     try:
-        stripe_customer = customer.stripe_customer_id or gateway.customer_get_or_create(
-            our_id=f"user-{customer.pk}", email=customer.email, timeout=CLAIM_STRIPE_TIMEOUT
-        )
-        if not customer.stripe_customer_id:
-            type(customer).objects.filter(pk=customer.pk, stripe_customer_id__isnull=True).update(
-                stripe_customer_id=stripe_customer
-            )
+        stripe_customer = customer_stripe_id(customer=trial.customer, timeout=CLAIM_STRIPE_TIMEOUT)
         if trial.stripe_setup_intent_id:
             setup = gateway.setup_intent_get(setup_intent_id=trial.stripe_setup_intent_id, timeout=CLAIM_STRIPE_TIMEOUT)
         else:

@@ -11,6 +11,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from billing import selectors as billing_selectors
 from config.ratelimit import rate_limited
 from offers.terms import long_date
 from trials import links, selectors, services
@@ -28,6 +29,7 @@ def me(request):
         "trials/me.html",
         {
             "trials": selectors.me_trials(customer=customer, language=language, at=timezone.now()),
+            "subscriptions": billing_selectors.me_subscriptions(customer=customer, language=language),
             "purchases": selectors.me_purchases(customer=customer, language=language),
             "emails": selectors.me_emails(customer=customer),
         },
