@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from billing import webhooks
-from billing.models import ImportJob, Purchase, StripeEvent, Subscription
+from billing.models import Checkout, ImportJob, Purchase, StripeEvent, Subscription
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -115,10 +115,21 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_id", "customer", "product", "status", "stripe_updated", "cancelled_at")
+    list_display = ("stripe_id", "customer", "product", "status", "stripe_updated", "ends_at", "cancelled_at")
     list_filter = ("status",)
     search_fields = ("stripe_id", "customer__email")
     list_select_related = ("customer", "product")
+
+
+@admin.register(Checkout)
+class CheckoutAdmin(ReadOnlyAdmin):
+    """Each attempt to buy on Foretaste, with its Stripe ids and, for a decline, why."""
+
+    list_display = ("pk", "customer", "product", "status", "amount", "currency", "created_at", "failure")
+    list_filter = ("status",)
+    search_fields = ("customer__email", "stripe_payment_intent_id", "stripe_subscription_id")
+    list_select_related = ("customer", "product")
+    raw_id_fields = ("customer", "offer", "product", "purchase")
 
 
 @admin.register(ImportJob)

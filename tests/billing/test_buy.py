@@ -14,7 +14,7 @@ from allauth.account.models import EmailAddress
 from django.utils import timezone
 
 from accounts.models import OutboxMessage
-from billing import gateway
+from billing import gateway, services
 from billing.models import Checkout, Purchase, StripeEvent, Subscription
 from offers.models import Offer
 from tests import factories
@@ -406,3 +406,48 @@ def test_stripe_down_at_the_subscription_cancel_changes_nothing(logged_in, club,
     assert response.status_code == 503 and "Nothing was changed." in response.content.decode()
     mirror.refresh_from_db()
     assert mirror.cancel_requested_at is None
+
+
+# --- The services, without the pages ----------------------------------------------------------------
+def test_two_starts_share_one_unfinished_checkout_at_the_price_of_the_first(customer, beans):
+    at = timezone.now()
+    first = services.checkout_start(customer=customer, offer=beans, language="it", at=at)
+    beans.product.__class__.objects.filter(pk=beans.product.pk).update(price_amount=2600)
+    beans.product.refresh_from_db()
+    again = services.checkout_start(customer=customer, offer=beans, language="en", at=at)
+
+    assert again.pk == first.pk and (again.amount, again.language) == (2400, "it")
+    Checkout.objects.filter(pk=first.pk).update(status=Checkout.Status.FAILED)
+    fresh = services.checkout_start(customer=customer, offer=beans, language="en", at=at)
+    assert fresh.pk != first.pk and fresh.amount == 2600
+
+
+def test_the_receipt_is_written_in_the_customers_language(logged_in, customer, beans):
+    type(customer).objects.filter(pk=customer.pk).update(preferred_language="it")
+
+    checkout = bought(logged_in, beans)
+
+    receipt = OutboxMessage.objects.get(key=f"checkout-{checkout.pk}-receipt")
+    # (The new sentences are translated when the integrator runs makemessages; the amount and
+    # the date are already written the Italian way.)
+    assert receipt.language == "it" and "24,00" in receipt.email.message
+
+
+def test_me_offers_to_buy_the_product_of_an_ended_trial(logged_in, customer, beans, marketer):
+    ended = factories.trial(customer=customer, offer=beans, claimed_at=timezone.now() - timedelta(days=15))
+    Trial.objects.filter(pk=ended.pk).update(status=Trial.Status.EXPIRED)
+
+    page = logged_in.get("/me/").content.decode()
+
+    card = page[page.index(f'id="trial-{ended.pk}"') :]
+    assert f'href="/o/{beans.slug}/buy/"' in card and "Buy Beans 1 kg" in card
+
+
+def test_operators_see_the_checkouts_read_only_in_the_admin(logged_in, operator, beans):
+    buy_page(logged_in, beans)
+    logged_in.force_login(operator)
+
+    page = logged_in.get("/admin/billing/checkout/")
+
+    assert page.status_code == 200 and "carla.customer@example.com" in page.content.decode()
+    assert logged_in.get("/admin/billing/checkout/add/").status_code == 403
