@@ -38,8 +38,10 @@ PAGE_STRIPE_TIMEOUT = 5.0
 # A checkout left ``charging`` longer than this (its request died during the Stripe call) may be
 # charged again by the next submit: with the same key, so Stripe answers with the same charge.
 CHARGING_LEASE = timedelta(minutes=2)
-# Subscription states in which the customer already has the product.
-SUBSCRIBED = ("active", "trialing", "past_due", "incomplete")
+# Subscription states in which the customer already has the product. Not ``incomplete``: a
+# first payment declined leaves one behind at Stripe (it expires there), and the customer may try
+# another card.
+SUBSCRIBED = ("active", "trialing", "past_due")
 
 
 class BuyRefused(Exception):

@@ -340,6 +340,16 @@ def me_data(*, customer) -> dict:
             }
             for row in Purchase.objects.filter(customer=customer).select_related("product").order_by("purchased_at")
         ],
+        "subscriptions": [
+            {
+                "product": row.product.sku if row.product else None,
+                "status": row.status,
+                "cancel_requested_at": _iso(row.cancel_requested_at),
+                "ends_at": _iso(row.ends_at),
+                "cancelled_at": _iso(row.cancelled_at),
+            }
+            for row in customer.subscriptions.select_related("product").order_by("pk")
+        ],
         "emails": [
             {
                 "subject": message.email.subject,

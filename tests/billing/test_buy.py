@@ -390,6 +390,8 @@ def test_a_subscription_is_cancelled_at_the_end_of_its_paid_period_from_me(logge
     again = logged_in.post(f"/me/subscriptions/{mirror.pk}/cancel/")
     assert again.status_code == 200 and "already cancelled" in again.content.decode()
     assert OutboxMessage.objects.filter(key=f"subscription-{mirror.pk}-cancelled").count() == 1
+    (kept,) = logged_in.get("/me/data.json").json()["subscriptions"]
+    assert (kept["product"], kept["status"], kept["ends_at"]) == ("club", "active", mirror.ends_at.isoformat())
 
     client.force_login(outsider)
     assert client.get(f"/me/subscriptions/{mirror.pk}/cancel/").status_code == 404
@@ -451,3 +453,23 @@ def test_operators_see_the_checkouts_read_only_in_the_admin(logged_in, operator,
 
     assert page.status_code == 200 and "carla.customer@example.com" in page.content.decode()
     assert logged_in.get("/admin/billing/checkout/add/").status_code == 403
+
+
+def test_a_declined_first_subscription_payment_records_nothing_and_another_card_may_be_tried(
+    logged_in, customer, club, deliver
+):
+    since = int(time.time()) - 1
+    buy_page(logged_in, club)
+    checkout = Checkout.objects.get()
+    card_saved(checkout, CARD_DECLINES_OFF_SESSION)
+
+    response = pay(logged_in, checkout, follow=True)
+
+    assert "The card was not accepted, and nothing was charged." in response.content.decode()
+    checkout.refresh_from_db()
+    assert checkout.status == Checkout.Status.FAILED and not Purchase.objects.exists()
+    # Stripe keeps the incomplete subscription (it expires there); its webhook mirrors it.
+    (created,) = events_about(checkout.stripe_subscription_id, types=("customer.subscription.created",), since=since)
+    deliver(created)
+    assert Subscription.objects.get().status == "incomplete"
+    assert 'data-mode="setup"' in buy_page(logged_in, club).content.decode()
