@@ -5,13 +5,14 @@ marketers (and staff) answer. Executives read."""
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import EXECUTIVE, MARKETER, has_role, role_required
 from offers import selectors as offer_selectors
 from trials import selectors
+from trials.clock import waiting_text
 from trials.models import ConsentRecord, Trial
 
 PAGE_SIZE = 50
@@ -55,6 +56,7 @@ def offer_trial(request, slug, trial_id):
             "emails": selectors.trial_emails(trial=trial),
             "charges": selectors.trial_charges(trial=trial),
             "consent": ConsentRecord.objects.filter(trial=trial).first(),
+            "waiting": waiting_text(trial, translation.get_language()),
         },
     )
 
