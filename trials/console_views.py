@@ -98,13 +98,14 @@ def feedback_answer(request, slug, feedback_id):
     if form.is_valid():
         try:
             services.feedback_answer(
-                feedback_id=feedback.pk, actor=request.user, text=form.cleaned_data["response"], at=timezone.now()
-            )
+                feedback_id=feedback.pk, actor=request.user, text=form.cleaned_data["response"],
+                refund=form.cleaned_data["refund"], at=timezone.now(),
+            )  # fmt: skip
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
             sent_to = {"email": feedback.trial.customer.email}
             messages.success(request, _("Your answer was sent to %(email)s.") % sent_to)
     else:
-        messages.error(request, " ".join(form.errors.get("response", [])))
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
     return redirect("console:offer_feedback", slug=offer.slug)

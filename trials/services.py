@@ -920,25 +920,107 @@ def feedback_give(*, trial_id, customer, promise_met: str, rating: int, comment:
         raise ValidationError(gettext("You have already told us how this trial went. Thank you!")) from None
 
 
-def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime):
+def feedback_refundable(*, trial_id: int):
+    """The charge of a trial that a feedback answer may refund, and how much of it (minor units)
+    is left unrefunded: the conversion charge if there is one, else the trial fee or the sample's
+    price. ``(None, 0)`` when the trial charged nothing."""
+    from django.db.models import Sum
+
+    from billing.models import Purchase
+
+    original = (
+        Purchase.objects.filter(trial_id=trial_id, refund_of__isnull=True, amount__gt=0)
+        .order_by(Case(When(kind=Purchase.Kind.REGULAR, then=Value(0)), default=Value(1)), "-purchased_at", "-pk")
+        .first()
+    )
+    if original is None:
+        return None, 0
+    refunded = -(original.refunds.aggregate(total=Sum("amount"))["total"] or 0)
+    return original, original.amount - refunded
+
+
+def _refund_amount(refund: str, *, trial_id: int):
+    """The refund asked for in the answer (major units, as typed): the charge it refunds and the
+    amount in minor units; ``(None, 0)`` for none. A clear error for anything that cannot be."""
+    from django.core.exceptions import ValidationError
+
+    from offers.money import MoneyError, money_format, to_minor
+
+    refund = (refund or "").strip()
+    if not refund:
+        return None, 0
+    original, left = feedback_refundable(trial_id=trial_id)
+    if original is None:
+        raise ValidationError({"refund": [gettext("This trial charged nothing, so there is nothing to refund.")]})
+    try:
+        amount = to_minor(refund, original.currency)
+    except MoneyError:
+        raise ValidationError({"refund": [gettext("Write the refund as an amount, like 12.50.")]}) from None
+    if amount <= 0:
+        raise ValidationError({"refund": [gettext("A refund must be more than zero.")]})
+    if amount > left:
+        raise ValidationError(
+            {
+                "refund": [
+                    gettext("At most %(left)s is left to refund.") % {"left": money_format(left, original.currency)}
+                ]
+            }
+        )
+    return original, amount
+
+
+def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime, refund: str = ""):
     """A marketer answers a customer's feedback: the answer is emailed in the customer's language,
-    and its time recorded for "Promises kept". Answered once: a conditional update claims it."""
+    and its time recorded for "Promises kept". Answered once: a conditional update claims it.
+
+    ``refund`` (major units, as typed; optional) refunds that much of the trial's charge
+    (``feedback_refundable``) through the gateway, with no transaction open, and writes the
+    negative ledger row at once under the refund's id, the id ``billing.handlers.charge_refunded``
+    uses, so the later webhook adds nothing. If Stripe refuses or cannot be reached, the claim is
+    given back: nothing is recorded and the answer is not sent."""
     from django.core.exceptions import ValidationError
 
     from accounts.emails import email_queue
     from accounts.languages import user_language
+    from billing import gateway, ledger
+    from billing.models import Purchase
     from trials.models import Feedback
 
     text = text.strip()
     if not text:
         raise ValidationError({"response": [gettext("Write the answer the customer will receive.")]})
+    feedback = Feedback.objects.select_related("trial__offer", "trial__customer").get(pk=feedback_id)
+    original, amount = _refund_amount(refund, trial_id=feedback.trial_id)
+    claimed = Feedback.objects.filter(pk=feedback_id, responded_at__isnull=True).update(
+        response=text, responded_at=at, responded_by=actor
+    )
+    if not claimed:
+        raise ValidationError({"response": [gettext("This feedback has already been answered.")]})
+    refunded = None
+    if original is not None:
+        try:
+            payment_intent = original.external_id
+            if payment_intent.startswith("in_"):  # a subscription's invoice: its PaymentIntent is refunded
+                payment_intent = gateway.invoice_state(invoice_id=payment_intent).payment_intent_id or ""
+            refunded = gateway.refund_create(
+                payment_intent_id=payment_intent, amount=amount, idempotency_key=f"feedback-{feedback_id}"
+            )
+        except gateway.GatewayError as exc:
+            Feedback.objects.filter(pk=feedback_id, responded_at=at).update(
+                response="", responded_at=None, responded_by=None
+            )
+            logger.warning("refund for feedback %s failed: %s", feedback_id, exc)
+            raise ValidationError(
+                {"refund": [gettext("Stripe did not make the refund (%(error)s). Nothing was refunded or sent.")
+                            % {"error": str(exc)[:200]}]}
+            ) from exc  # fmt: skip
     with transaction.atomic():
-        claimed = Feedback.objects.filter(pk=feedback_id, responded_at__isnull=True).update(
-            response=text, responded_at=at, responded_by=actor
-        )
-        feedback = Feedback.objects.select_related("trial__offer", "trial__customer").get(pk=feedback_id)
-        if not claimed:
-            raise ValidationError({"response": [gettext("This feedback has already been answered.")]})
+        if refunded is not None:
+            ledger.refund_record(
+                original=original, amount=refunded.amount, refunded_at=gateway_time(refunded.created),
+                source=Purchase.Source.STRIPE, external_id=refunded.id,
+            )  # fmt: skip
+        feedback.refresh_from_db()
         trial = feedback.trial
         language = supported_language(trial.language or user_language(trial.customer))
         with translation.override(language):
