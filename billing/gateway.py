@@ -659,6 +659,32 @@ def subscription_create(
     )
 
 
+def payment_intent_find(*, customer_id: str, metadata: dict[str, str]) -> PaymentIntentResult | None:
+    """The newest PaymentIntent of a customer carrying all of ``metadata``, or None: what a retry
+    looks for before charging again, because localstripe ignores idempotency keys and Stripe
+    forgets them after 24 hours. localstripe's list refuses the ``customer`` filter, so there
+    every intent is read and the customer compared here (Stripe gets the filter too)."""
+    params: dict = {"limit": 100}
+    if _real_stripe():
+        params["customer"] = customer_id
+    found = []
+    while True:  # paged by hand, like events_since: each page through this module's client
+        page = _call(client().v1.payment_intents.list, params)
+        items = [_as_dict(intent) for intent in page.data]
+        found += [
+            intent
+            for intent in items
+            if _id_of(intent.get("customer")) == customer_id
+            and all((intent.get("metadata") or {}).get(key) == value for key, value in metadata.items())
+        ]
+        if not page.has_more or not items:
+            break
+        params = {**params, "starting_after": items[-1]["id"]}
+    if not found:
+        return None
+    return _payment_result(max(found, key=lambda intent: (intent["created"], intent["id"])))
+
+
 def invoice_pay(
     *, invoice_id: str, customer_id: str, payment_method_id: str, idempotency_key: str, timeout: float | None = None
 ) -> PaymentIntentResult:

@@ -1083,10 +1083,10 @@ def trial_conversion_retry(*, trial_id: int, at: datetime) -> Conversion:
         charge_retry_at=at + CHARGE_RETRY_AFTER
     ):
         return Conversion("taken")
-    return _conversion_attempt(trial_id=trial_id, at=at)
+    return _conversion_attempt(trial_id=trial_id, at=at, retry=True)
 
 
-def _conversion_attempt(*, trial_id: int, at: datetime) -> Conversion:
+def _conversion_attempt(*, trial_id: int, at: datetime, retry: bool = False) -> Conversion:
     from billing import gateway
 
     trial = Trial.objects.select_related("offer__product", "customer", "consent").get(pk=trial_id)
@@ -1102,7 +1102,13 @@ def _conversion_attempt(*, trial_id: int, at: datetime) -> Conversion:
             status = "succeeded" if result.status == "active" else result.payment_intent_status or result.status
             intent_id, invoice_id = result.payment_intent_id or "", result.latest_invoice_id or ""
         else:
-            payment = gateway.payment_intent_charge(
+            # A retry first looks for the charge the unanswered attempt may have made: the key
+            # alone does not do at localstripe (which ignores keys) or after Stripe forgot it.
+            payment = (
+                gateway.payment_intent_find(customer_id=consent.stripe_customer_id, metadata=metadata)
+                if retry
+                else None
+            ) or gateway.payment_intent_charge(
                 customer_id=consent.stripe_customer_id, payment_method_id=consent.stripe_payment_method_id,
                 amount=product.price_amount, currency=product.currency, idempotency_key=key, metadata=metadata,
                 off_session=True,

@@ -267,3 +267,27 @@ def test_a_reminder_that_failed_is_retried_and_the_charge_then_waits_for_the_not
     trial.refresh_from_db()
     assert trial.status == Trial.Status.CONVERTED and trial.waiting_reason == ""
     assert Purchase.objects.filter(trial=trial, kind="regular").count() == 1
+
+
+def test_a_retry_finds_the_charge_whose_answer_was_lost_instead_of_charging_again(card_offer, settings):
+    trial = card_claim(card_offer, "ann@example.com")
+    reminders_delivered(trial)
+    before = payment_intents_of(stripe_customer(trial))
+    working = settings.STRIPE_API_BASE
+    settings.STRIPE_API_BASE = "http://127.0.0.1:1"
+    assert clock.trials_convert_due(at=trial.ends_at) == {"unavailable": 1}
+    settings.STRIPE_API_BASE = working
+    # The charge was made at Stripe, but its answer never came back (localstripe ignores keys, so
+    # only the lookup can find it).
+    consent, product = trial.consent, card_offer.product
+    lost = gateway.payment_intent_charge(
+        customer_id=consent.stripe_customer_id, payment_method_id=consent.stripe_payment_method_id,
+        amount=product.price_amount, currency=product.currency, idempotency_key=services.conversion_key(trial.pk),
+        metadata={"product_sku": product.sku, "foretaste_kind": "regular", "trial_id": str(trial.pk)},
+        off_session=True,
+    )  # fmt: skip
+
+    assert clock.trials_converting_retry(at=trial.ends_at + services.CHARGE_RETRY_AFTER) == {"converted": 1}
+
+    assert payment_intents_of(stripe_customer(trial)) - before == {lost.id}
+    assert Purchase.objects.get(trial=trial).external_id == lost.id
