@@ -265,8 +265,8 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
 def payment_due(trial: Trial) -> str:
     """What a failed end step waits for: "authenticate" when the bank asked for its step last,
     "card" when the card was declined; empty for a trial whose payment did not fail."""
-    if trial.status != Trial.Status.PAYMENT_FAILED:
-        return ""
+    if trial.status != Trial.Status.PAYMENT_FAILED or trial.source != Assignment.Source.WEB:
+        return ""  # an imported trial's payment is not ours to complete
     last = trial.events.filter(to_status=Trial.Status.PAYMENT_FAILED).order_by("-at", "-pk").first()
     return "authenticate" if last is not None and last.note == "authentication needed" else "card"
 

@@ -1199,7 +1199,7 @@ def trial_payment_step(*, trial_id, customer, at: datetime) -> PaymentStep:
     from trials.selectors import trial_get_for_customer
 
     trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
-    if trial.status != Trial.Status.PAYMENT_FAILED:
+    if not _payment_waits(trial):
         return PaymentStep("none")
     if trial.conversion_payment_intent_id:
         payment = gateway.payment_intent_get(payment_intent_id=trial.conversion_payment_intent_id)
@@ -1212,6 +1212,11 @@ def trial_payment_step(*, trial_id, customer, at: datetime) -> PaymentStep:
         idempotency_key=f"trial-{trial.pk}-card-{trial.charge_attempt + 1}-{int(at.timestamp() * 1000)}",
     )
     return PaymentStep("card", setup.client_secret, setup.id)
+
+
+def _payment_waits(trial: Trial) -> bool:
+    """A failed end step of ours: an imported ``payment_failed`` trial has no card or terms here."""
+    return trial.status == Trial.Status.PAYMENT_FAILED and trial.source == Assignment.Source.WEB
 
 
 class PaymentNotPossible(Exception):
@@ -1243,7 +1248,7 @@ def trial_payment_retry(*, trial_id, customer, setup_intent_id: str, at: datetim
     from trials.selectors import trial_get_for_customer
 
     trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
-    if trial.status != Trial.Status.PAYMENT_FAILED:
+    if not _payment_waits(trial):
         return Conversion("taken")
     trial = Trial.objects.select_related("offer__product", "customer", "consent").get(pk=trial.pk)
     stripe_customer = trial.consent.stripe_customer_id

@@ -3,8 +3,6 @@
 through confirmCardSetup; each ends with the trial converted and one ledger row."""
 
 import copy
-import os
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -36,9 +34,10 @@ def logged_in(page, live_server, user):
 
 
 def keep_on_failure(page, tmp_path, name):
-    folder = Path(os.environ.get("FORETASTE_BROWSER_ARTIFACTS", tmp_path))
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    (folder / f"{name}.html").write_text(page.content())
+    """A screenshot and the page's HTML, kept in pytest's temporary folder (it says where)."""
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    (tmp_path / f"{name}.html").write_text(page.content())
+    print(f"kept {tmp_path / name}.png and .html")
 
 
 @pytest.mark.django_db(transaction=True)

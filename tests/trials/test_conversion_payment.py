@@ -291,3 +291,12 @@ def test_a_retry_finds_the_charge_whose_answer_was_lost_instead_of_charging_agai
 
     assert payment_intents_of(stripe_customer(trial)) - before == {lost.id}
     assert Purchase.objects.get(trial=trial).external_id == lost.id
+
+
+def test_an_imported_payment_failed_trial_has_no_payment_page_to_complete(client, customer):
+    imported = factories.trial(customer=customer, offer=factories.offer(), status="payment_failed", source="import")
+    client.force_login(customer)
+
+    assert f"/me/trials/{imported.pk}/pay/" not in client.get("/me/").content.decode()
+    page = client.get(f"/me/trials/{imported.pk}/pay/")
+    assert page.status_code == 200 and "no payment waiting" in page.content.decode()
