@@ -26,6 +26,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache, wraps
+from urllib.parse import urlparse
 
 import stripe
 from django.conf import settings
@@ -68,6 +69,12 @@ def client(*, timeout: float | None = None) -> stripe.StripeClient:
         timeout if timeout is not None else settings.STRIPE_TIMEOUT_SECONDS,
         settings.STRIPE_MAX_NETWORK_RETRIES if timeout is None else 0,
     )
+
+
+def _real_stripe() -> bool:
+    """Whether the gateway speaks to Stripe itself rather than localstripe (for the few
+    parameters localstripe refuses)."""
+    return urlparse(settings.STRIPE_API_BASE).hostname == "api.stripe.com"
 
 
 def _as_dict(obj) -> dict:
@@ -473,6 +480,7 @@ class SetupIntentResult:
     client_secret: str
     status: str
     payment_method_id: str | None
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -511,6 +519,7 @@ def _setup_result(intent) -> SetupIntentResult:
         client_secret=data["client_secret"],
         status=data["status"],
         payment_method_id=_id_of(data.get("payment_method")),
+        customer_id=_id_of(data.get("customer")),
     )
 
 
@@ -548,9 +557,11 @@ def payment_intent_charge(
     idempotency_key: str,
     metadata: dict[str, str],
     timeout: float | None = None,
+    off_session: bool = False,
 ) -> PaymentIntentResult:
-    """Charge a card the customer has just saved, while they are on the page: a trial's fee or a
-    sample's price, in minor units. ``requires_action`` means the bank asks for 3-D Secure, which
+    """Charge a saved card, in minor units: a trial's fee or a sample's price while the customer
+    is on the page, or (``off_session``) the end step of a trial while they are away, which tells
+    the bank so (SCA exemptions). ``requires_action`` means the bank asks for 3-D Secure, which
     the page completes with ``confirmCardPayment``; a decline raises ``GatewayError`` (code
     ``card_declined``). The intent is created and confirmed in one call, with the card: localstripe
     cannot confirm an existing intent with a new payment method."""
@@ -565,6 +576,8 @@ def payment_intent_charge(
         "confirm": True,
         "metadata": metadata,
     }
+    if off_session:
+        params["off_session"] = True  # localstripe accepts it (with confirm), as Stripe does
     return _payment_result(
         _call(client(timeout=timeout).v1.payment_intents.create, params, _options(f"payment-{idempotency_key}"))
     )
@@ -626,6 +639,11 @@ def subscription_create(
         "customer": customer_id, "items": [{"plan": price_id}], "payment_behavior": "allow_incomplete",
         "expand": ["latest_invoice.payment_intent"], "metadata": metadata or {},
     }  # fmt: skip
+    if _real_stripe():
+        # The first period is charged while the customer is away (the end of a trial). Only real
+        # Stripe is told: localstripe's Subscription refuses any parameter it does not know
+        # (400 "Unexpected off_session"); its charges behave the same either way.
+        params["off_session"] = True
     data = _as_dict(_call(api.subscriptions.create, params, _options(f"subscription-{idempotency_key}")))
     invoice = data.get("latest_invoice")
     intent = invoice.get("payment_intent") if isinstance(invoice, dict) else None
@@ -685,3 +703,59 @@ def subscription_cancel_at_period_end(*, subscription_id: str, timeout: float | 
         _options(f"cancel-at-period-end-{subscription_id}"),
     )
     return _period_of(_as_dict(data))
+
+
+def payment_intent_find(*, customer_id: str, metadata: dict[str, str]) -> PaymentIntentResult | None:
+    """The newest PaymentIntent of a customer carrying all of ``metadata``, or None: what a retry
+    looks for before charging again, because localstripe ignores idempotency keys and Stripe
+    forgets them after 24 hours. localstripe's list refuses the ``customer`` filter, so there
+    every intent is read and the customer compared here (Stripe gets the filter too)."""
+    params: dict = {"limit": 100}
+    if _real_stripe():
+        params["customer"] = customer_id
+    found = []
+    while True:  # paged by hand, like events_since: each page through this module's client
+        page = _call(client().v1.payment_intents.list, params)
+        items = [_as_dict(intent) for intent in page.data]
+        found += [
+            intent
+            for intent in items
+            if _id_of(intent.get("customer")) == customer_id
+            and all((intent.get("metadata") or {}).get(key) == value for key, value in metadata.items())
+        ]
+        if not page.has_more or not items:
+            break
+        params = {**params, "starting_after": items[-1]["id"]}
+    if not found:
+        return None
+    return _payment_result(max(found, key=lambda intent: (intent["created"], intent["id"])))
+
+
+def invoice_pay(
+    *, invoice_id: str, customer_id: str, payment_method_id: str, idempotency_key: str, timeout: float | None = None
+) -> PaymentIntentResult:
+    """Pay an open invoice (a subscription's first, declined) with another card the customer
+    has just saved, and return the invoice's PaymentIntent as it is after: ``succeeded``,
+    ``requires_action`` (3-D Secure, completed on the page) or declined. The card becomes the
+    customer's default for invoices first, so the renewals use it too: localstripe's
+    ``Invoice.pay`` takes no ``payment_method`` and pays with that default, which Stripe does too."""
+    api = client(timeout=timeout).v1
+    _call(api.customers.update, customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}})
+    with contextlib.suppress(GatewayError):
+        # A declined attempt leaves the invoice open; a decline here is read from its intent below.
+        _call(api.invoices.pay, invoice_id, {}, _options(f"invoice-pay-{idempotency_key}"))
+    intent_id = invoice_state(invoice_id=invoice_id).payment_intent_id
+    if not intent_id:
+        raise GatewayError(f"Stripe's invoice {invoice_id} has no PaymentIntent after paying it.")
+    return payment_intent_get(payment_intent_id=intent_id, timeout=timeout)
+
+
+@_read("refund")
+def refund_create(*, payment_intent_id: str, amount: int, idempotency_key: str) -> RefundState:
+    """Refund ``amount`` minor units of a payment. The amount is always explicit: localstripe,
+    unlike Stripe, refunds the whole original again when none is given after a partial refund."""
+    if amount <= 0:
+        raise ValueError("amount must be a positive number of minor units")
+    params = {"payment_intent": payment_intent_id, "amount": amount}
+    data = _as_dict(_call(client().v1.refunds.create, params, _options(f"refund-{idempotency_key}")))
+    return RefundState(id=data["id"], amount=data["amount"], status=data["status"], created=data["created"])

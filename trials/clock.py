@@ -14,12 +14,18 @@ due and claims each piece of work so that it happens once, however often the job
 
 - ``trials_convert_due``: a card trial (free_trial, paid_trial) whose time is up is charged the
   product (trials/services.py, "Conversion"), but only once every promised reminder was sent; if
-  one was not, it waits and its ``waiting_reason`` says which.
+  one was not, it waits and its ``waiting_reason`` says which. A reminder sent late still gives
+  the notice it promised: the charge comes no earlier than its ``sent_at`` plus its lead (the
+  time it was due before the end), so a "3 days before" reminder sent a day late moves the charge
+  a day later, and never earlier than the terms' end. A reminder not yet queued when the trial's
+  time is up is queued then (the outbox retries a failed send with its backoff).
+- ``trials_converting_retry``: a trial left ``converting`` because Stripe did not answer is
+  charged again with the same key after a backoff, so Stripe answers with the first charge.
 
 Imported trials are history: they have no terms we wrote, so no job touches them.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import translation
@@ -49,7 +55,11 @@ def reminders_send_due(*, at: datetime) -> int:
     """Queue every reminder whose time has come for an active trial. Returns how many were
     queued now (a reminder queued before is not queued again)."""
     queued = 0
-    for trial in _web_trials(status=Trial.Status.ACTIVE).filter(ends_at__gt=at):
+    # Past the end too: a card trial whose reminder was never queued waits for it (not the others,
+    # which end without a charge).
+    for trial in _web_trials(status=Trial.Status.ACTIVE):
+        if trial.ends_at <= at and trial.variant.effective_kind not in rules.AUTO_CHARGE_KINDS:
+            continue
         for moment in reminder_times(offer=trial.offer, variant=trial.variant, at=trial.claimed_at):
             if moment - LEAD <= at and _reminder_queue(trial=trial, moment=moment, at=at):
                 queued += 1
@@ -65,12 +75,14 @@ def _reminder_queue(*, trial: Trial, moment: datetime, at: datetime) -> bool:
     language = supported_language(trial.language or user_language(trial.customer))
     product = trial.offer.product
     ends = long_date(trial.ends_at, language)
+    # A reminder going out late still gives its notice: the charge waits (trials_convert_due).
+    charge_on = long_date(max(trial.ends_at, at + (trial.ends_at - moment)), language)
     with translation.override(language):
         subject = gettext("Your trial of %(offer)s ends on %(date)s") % {"offer": trial.offer.name, "date": ends}
         if trial.variant.effective_kind in rules.AUTO_CHARGE_KINDS:
             what = gettext(
                 "On %(date)s we will charge %(amount)s for %(product)s to the card you saved, unless you cancel before."
-            ) % {"date": ends, "amount": money_format(product.price_amount, product.currency, language),
+            ) % {"date": charge_on, "amount": money_format(product.price_amount, product.currency, language),
                  "product": product.name}  # fmt: skip
         else:
             what = gettext("Nothing will be charged when it ends.")
@@ -193,7 +205,9 @@ def _survey_queue(*, trial: Trial, at: datetime) -> bool:
 
 def trials_convert_due(*, at: datetime) -> dict[str, int]:
     """Charge the card trials whose time is up. A trial one of whose promised reminders was not
-    sent is not charged: it stays active and says why. Returns the count of each outcome."""
+    sent, or was sent less than its promised notice ago, is not charged: it stays active and
+    says why (``waiting_reason``, shown in plain words by ``waiting_text``). Returns the count of
+    each outcome."""
     from trials.services import trial_conversion_charge
 
     counts: dict[str, int] = {}
@@ -203,16 +217,69 @@ def trials_convert_due(*, at: datetime) -> dict[str, int]:
         if trial.variant.effective_kind in rules.AUTO_CHARGE_KINDS
     ]
     for trial in due:
-        unsent = [
-            moment
-            for moment in reminder_times(offer=trial.offer, variant=trial.variant, at=trial.claimed_at)
-            if not OutboxMessage.objects.filter(key=reminder_key(trial, moment), sent_at__isnull=False).exists()
-        ]
-        if unsent:
-            reason = f"waiting: the reminder due {unsent[0]:%Y-%m-%d %H:%M} UTC was not sent"
+        reason = _charge_waits_for(trial, at=at)
+        if reason:
             Trial.objects.filter(pk=trial.pk, status=Trial.Status.ACTIVE).update(waiting_reason=reason)
             outcome = "waiting"
         else:
             outcome = trial_conversion_charge(trial_id=trial.pk, at=at).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+# ``waiting_reason`` is stored in these two forms (for operators and the history), and read out
+# to customers and marketers in their language by ``waiting_text``.
+UNSENT = "waiting: the reminder due {due:%Y-%m-%d %H:%M} UTC was not sent"
+NOTICE = "waiting: the reminder due {due:%Y-%m-%d %H:%M} UTC was sent late; charge from {charge:%Y-%m-%d %H:%M} UTC"
+
+
+def _charge_waits_for(trial: Trial, *, at: datetime) -> str:
+    """Why the end step may not charge ``trial`` at ``at``: the first promised reminder not sent,
+    or sent less than its promised notice (its lead before the end) ago; empty when none."""
+    moments = reminder_times(offer=trial.offer, variant=trial.variant, at=trial.claimed_at)
+    sent = dict(
+        OutboxMessage.objects.filter(
+            key__in=[reminder_key(trial, moment) for moment in moments], sent_at__isnull=False
+        ).values_list("key", "sent_at")
+    )
+    for moment in moments:
+        sent_at = sent.get(reminder_key(trial, moment))
+        if sent_at is None:
+            return UNSENT.format(due=moment)
+        charge_from = sent_at + (trial.ends_at - moment)
+        if charge_from > at:
+            return NOTICE.format(due=moment, charge=charge_from)
+    return ""
+
+
+def waiting_text(trial: Trial, language: str) -> str:
+    """The trial's ``waiting_reason`` in plain words, in ``language``; empty when it waits for
+    nothing."""
+    if not trial.waiting_reason or trial.status != Trial.Status.ACTIVE:
+        return ""
+    with translation.override(language):
+        if "sent late" in trial.waiting_reason:
+            charge_on = trial.waiting_reason.rsplit("charge from ", 1)[-1].removesuffix(" UTC")
+            charge = datetime.strptime(charge_on, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+            return gettext(
+                "Our reminder reached you late, so we will not charge before %(date)s: you get the full notice "
+                "we promised."
+            ) % {"date": long_date(charge, language)}
+        return gettext(
+            "The charge is on hold: we could not send you the reminder we promised yet. Nothing is charged "
+            "until it reaches you."
+        )
+
+
+def trials_converting_retry(*, at: datetime) -> dict[str, int]:
+    """Charge again, with the same key, the trials left ``converting`` by an unreachable Stripe
+    whose backoff is over (trials/services.py, ``trial_conversion_retry``). Returns the count of
+    each outcome."""
+    from trials.services import trial_conversion_retry
+
+    counts: dict[str, int] = {}
+    due = Trial.objects.filter(status=Trial.Status.CONVERTING, charge_retry_at__lte=at).values_list("pk", flat=True)
+    for trial_id in list(due):
+        outcome = trial_conversion_retry(trial_id=trial_id, at=at).outcome
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts

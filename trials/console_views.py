@@ -5,13 +5,14 @@ marketers (and staff) answer. Executives read."""
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import EXECUTIVE, MARKETER, has_role, role_required
 from offers import selectors as offer_selectors
 from trials import selectors
+from trials.clock import waiting_text
 from trials.models import ConsentRecord, Trial
 
 PAGE_SIZE = 50
@@ -55,6 +56,7 @@ def offer_trial(request, slug, trial_id):
             "emails": selectors.trial_emails(trial=trial),
             "charges": selectors.trial_charges(trial=trial),
             "consent": ConsentRecord.objects.filter(trial=trial).first(),
+            "waiting": waiting_text(trial, translation.get_language()),
         },
     )
 
@@ -96,13 +98,14 @@ def feedback_answer(request, slug, feedback_id):
     if form.is_valid():
         try:
             services.feedback_answer(
-                feedback_id=feedback.pk, actor=request.user, text=form.cleaned_data["response"], at=timezone.now()
-            )
+                feedback_id=feedback.pk, actor=request.user, text=form.cleaned_data["response"],
+                refund=form.cleaned_data["refund"], at=timezone.now(),
+            )  # fmt: skip
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
             sent_to = {"email": feedback.trial.customer.email}
             messages.success(request, _("Your answer was sent to %(email)s.") % sent_to)
     else:
-        messages.error(request, " ".join(form.errors.get("response", [])))
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
     return redirect("console:offer_feedback", slug=offer.slug)

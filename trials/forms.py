@@ -29,3 +29,9 @@ class FeedbackAnswerForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "maxlength": 4000}),
         help_text=_("Sent by email in the customer's language as you write it; say sorry where we fell short."),
     )
+    refund = forms.CharField(
+        label=_("Refund (optional)"),
+        required=False,
+        max_length=20,
+        help_text=_("An amount of the trial's charge to give back, like 12.50; at most what is left unrefunded."),
+    )

@@ -104,6 +104,14 @@ class Trial(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
     # Why the end step has not charged yet (a promised reminder not sent): the trial says why.
     waiting_reason = models.CharField(max_length=200, blank=True)
+    # The end step's charge (trials/services.py, "Conversion"): which attempt it is (0 the
+    # automatic one, then one per card the customer tries; the idempotency key names it), its
+    # PaymentIntent and, for a subscription product, the first invoice, which the customer's page
+    # completes; and when a charge Stripe did not answer is tried again.
+    charge_attempt = models.PositiveSmallIntegerField(default=0)
+    conversion_payment_intent_id = models.CharField(max_length=255, blank=True)
+    conversion_invoice_id = models.CharField(max_length=255, blank=True)
+    charge_retry_at = models.DateTimeField(null=True, blank=True)
     claim_ip = models.GenericIPAddressField(null=True, blank=True)
     claim_user_agent = models.CharField(max_length=500, blank=True)
 

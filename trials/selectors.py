@@ -185,6 +185,10 @@ class TrialLine:
     can_cancel: bool
     can_give_feedback: bool
     can_buy: bool = False
+    # Why the charge waits, in plain words; and for a failed end step, what the payment page asks:
+    # "authenticate" (the bank's step) or "card" (another card).
+    waiting: str = ""
+    payment_due: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,8 @@ def _next_charge(trial: Trial, language: str) -> NextCharge | None:
 
 
 def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
+    from trials.clock import waiting_text
+
     # A reservation never completed (a closed tab, a declined card) is not a trial of theirs.
     trials = (
         Trial.objects.filter(customer=customer)
@@ -251,6 +257,8 @@ def me_trials(*, customer, language: str, at: datetime) -> list[TrialLine]:
             can_cancel=trial.status in OPEN,
             can_give_feedback=_feedback_open(trial, at),
             can_buy=_can_buy(trial),
+            waiting=waiting_text(trial, language),
+            payment_due=payment_due(trial),
         )
         for trial in trials
     ]
@@ -264,6 +272,15 @@ def _can_buy(trial: Trial) -> bool:
     if trial.status == Trial.Status.CONVERTED:
         return not trial.offer.product.interval
     return trial.status == Trial.Status.ACTIVE and trial.variant.effective_kind not in rules.AUTO_CHARGE_KINDS
+
+
+def payment_due(trial: Trial) -> str:
+    """What a failed end step waits for: "authenticate" when the bank asked for its step last,
+    "card" when the card was declined; empty for a trial whose payment did not fail."""
+    if trial.status != Trial.Status.PAYMENT_FAILED or trial.source != Assignment.Source.WEB:
+        return ""  # an imported trial's payment is not ours to complete
+    last = trial.events.filter(to_status=Trial.Status.PAYMENT_FAILED).order_by("-at", "-pk").first()
+    return "authenticate" if last is not None and last.note == "authentication needed" else "card"
 
 
 def me_purchases(*, customer, language: str) -> list[PurchaseLine]:

@@ -919,25 +919,107 @@ def feedback_give(*, trial_id, customer, promise_met: str, rating: int, comment:
         raise ValidationError(gettext("You have already told us how this trial went. Thank you!")) from None
 
 
-def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime):
+def feedback_refundable(*, trial_id: int):
+    """The charge of a trial that a feedback answer may refund, and how much of it (minor units)
+    is left unrefunded: the conversion charge if there is one, else the trial fee or the sample's
+    price. ``(None, 0)`` when the trial charged nothing."""
+    from django.db.models import Sum
+
+    from billing.models import Purchase
+
+    original = (
+        Purchase.objects.filter(trial_id=trial_id, refund_of__isnull=True, amount__gt=0)
+        .order_by(Case(When(kind=Purchase.Kind.REGULAR, then=Value(0)), default=Value(1)), "-purchased_at", "-pk")
+        .first()
+    )
+    if original is None:
+        return None, 0
+    refunded = -(original.refunds.aggregate(total=Sum("amount"))["total"] or 0)
+    return original, original.amount - refunded
+
+
+def _refund_amount(refund: str, *, trial_id: int):
+    """The refund asked for in the answer (major units, as typed): the charge it refunds and the
+    amount in minor units; ``(None, 0)`` for none. A clear error for anything that cannot be."""
+    from django.core.exceptions import ValidationError
+
+    from offers.money import MoneyError, money_format, to_minor
+
+    refund = (refund or "").strip()
+    if not refund:
+        return None, 0
+    original, left = feedback_refundable(trial_id=trial_id)
+    if original is None:
+        raise ValidationError({"refund": [gettext("This trial charged nothing, so there is nothing to refund.")]})
+    try:
+        amount = to_minor(refund, original.currency)
+    except MoneyError:
+        raise ValidationError({"refund": [gettext("Write the refund as an amount, like 12.50.")]}) from None
+    if amount <= 0:
+        raise ValidationError({"refund": [gettext("A refund must be more than zero.")]})
+    if amount > left:
+        raise ValidationError(
+            {
+                "refund": [
+                    gettext("At most %(left)s is left to refund.") % {"left": money_format(left, original.currency)}
+                ]
+            }
+        )
+    return original, amount
+
+
+def feedback_answer(*, feedback_id: int, actor, text: str, at: datetime, refund: str = ""):
     """A marketer answers a customer's feedback: the answer is emailed in the customer's language,
-    and its time recorded for "Promises kept". Answered once: a conditional update claims it."""
+    and its time recorded for "Promises kept". Answered once: a conditional update claims it.
+
+    ``refund`` (major units, as typed; optional) refunds that much of the trial's charge
+    (``feedback_refundable``) through the gateway, with no transaction open, and writes the
+    negative ledger row at once under the refund's id, the id ``billing.handlers.charge_refunded``
+    uses, so the later webhook adds nothing. If Stripe refuses or cannot be reached, the claim is
+    given back: nothing is recorded and the answer is not sent."""
     from django.core.exceptions import ValidationError
 
     from accounts.emails import email_queue
     from accounts.languages import user_language
+    from billing import gateway, ledger
+    from billing.models import Purchase
     from trials.models import Feedback
 
     text = text.strip()
     if not text:
         raise ValidationError({"response": [gettext("Write the answer the customer will receive.")]})
+    feedback = Feedback.objects.select_related("trial__offer", "trial__customer").get(pk=feedback_id)
+    original, amount = _refund_amount(refund, trial_id=feedback.trial_id)
+    claimed = Feedback.objects.filter(pk=feedback_id, responded_at__isnull=True).update(
+        response=text, responded_at=at, responded_by=actor
+    )
+    if not claimed:
+        raise ValidationError({"response": [gettext("This feedback has already been answered.")]})
+    refunded = None
+    if original is not None:
+        try:
+            payment_intent = original.external_id
+            if payment_intent.startswith("in_"):  # a subscription's invoice: its PaymentIntent is refunded
+                payment_intent = gateway.invoice_state(invoice_id=payment_intent).payment_intent_id or ""
+            refunded = gateway.refund_create(
+                payment_intent_id=payment_intent, amount=amount, idempotency_key=f"feedback-{feedback_id}"
+            )
+        except gateway.GatewayError as exc:
+            Feedback.objects.filter(pk=feedback_id, responded_at=at).update(
+                response="", responded_at=None, responded_by=None
+            )
+            logger.warning("refund for feedback %s failed: %s", feedback_id, exc)
+            raise ValidationError(
+                {"refund": [gettext("Stripe did not make the refund (%(error)s). Nothing was refunded or sent.")
+                            % {"error": str(exc)[:200]}]}
+            ) from exc  # fmt: skip
     with transaction.atomic():
-        claimed = Feedback.objects.filter(pk=feedback_id, responded_at__isnull=True).update(
-            response=text, responded_at=at, responded_by=actor
-        )
-        feedback = Feedback.objects.select_related("trial__offer", "trial__customer").get(pk=feedback_id)
-        if not claimed:
-            raise ValidationError({"response": [gettext("This feedback has already been answered.")]})
+        if refunded is not None:
+            ledger.refund_record(
+                original=original, amount=refunded.amount, refunded_at=gateway_time(refunded.created),
+                source=Purchase.Source.STRIPE, external_id=refunded.id,
+            )  # fmt: skip
+        feedback.refresh_from_db()
         trial = feedback.trial
         language = supported_language(trial.language or user_language(trial.customer))
         with translation.override(language):
@@ -963,77 +1045,277 @@ class Conversion:
     external_id: str = ""
 
 
-def conversion_key(trial_id: int) -> str:
-    return f"trial-{trial_id}-conversion"
+def conversion_key(trial_id: int, attempt: int = 0) -> str:
+    """The idempotency key of the end step's charge: the trial, and which attempt (0 is the
+    automatic one and keeps the first key; each card the customer tries afterwards is a new
+    charge, which must not be answered from Stripe's memory of the declined one)."""
+    return f"trial-{trial_id}-conversion" + (f"-{attempt}" if attempt else "")
+
+
+# A charge Stripe did not answer (the trial stays ``converting``) is tried again with the same key
+# by the clock (``trials.clock.trials_converting_retry``): first after CHARGE_RETRY_AFTER, then
+# after as long again as it has waited so far (a doubling), at most CHARGE_RETRY_MAX apart.
+# Stripe remembers a key for 24 hours; a trial still unanswered after KEY_MEMORY is left
+# ``converting`` for an operator, because a new charge then could be a second one (if the first
+# went through, its webhook records it and converts the trial).
+CHARGE_RETRY_AFTER = timedelta(minutes=5)
+CHARGE_RETRY_MAX = timedelta(hours=2)
+KEY_MEMORY = timedelta(hours=23)
 
 
 def trial_conversion_charge(*, trial_id: int, at: datetime) -> Conversion:
-    """Charge the product for a card trial whose time is up. Never twice: the move to
-    ``converting`` is the claim, and Stripe dedups the retried key."""
-    from billing import gateway
-
+    """Charge the product for a card trial whose time is up, off-session (the customer is away).
+    Never twice: the move to ``converting`` is the claim, and Stripe dedups the retried key."""
     if not _moves(moves=[Move(trial_id, at, "conversion charge")], sources=(Trial.Status.ACTIVE,),
                   target=Trial.Status.CONVERTING):  # fmt: skip
         return Conversion("taken")
-    Trial.objects.filter(pk=trial_id).update(waiting_reason="")
+    # charge_retry_at holds off the retry job while this call is in flight.
+    Trial.objects.filter(pk=trial_id).update(waiting_reason="", charge_retry_at=at + CHARGE_RETRY_AFTER)
+    return _conversion_attempt(trial_id=trial_id, at=at)
+
+
+def trial_conversion_retry(*, trial_id: int, at: datetime) -> Conversion:
+    """Try again the charge of a trial left ``converting`` by an unreachable Stripe, with the
+    same key, so that Stripe answers with the charge it may already have made. Claimed by a
+    conditional update of ``charge_retry_at``: of two jobs, one goes on."""
+    if not Trial.objects.filter(pk=trial_id, status=Trial.Status.CONVERTING, charge_retry_at__lte=at).update(
+        charge_retry_at=at + CHARGE_RETRY_AFTER
+    ):
+        return Conversion("taken")
+    return _conversion_attempt(trial_id=trial_id, at=at, retry=True)
+
+
+def _conversion_attempt(*, trial_id: int, at: datetime, retry: bool = False) -> Conversion:
+    from billing import gateway
+
     trial = Trial.objects.select_related("offer__product", "customer", "consent").get(pk=trial_id)
     consent, product = trial.consent, trial.offer.product
+    key = conversion_key(trial.pk, trial.charge_attempt)
     metadata = {"product_sku": product.sku, "foretaste_kind": "regular", "trial_id": str(trial.pk)}
     try:
         if product.interval:
             result = gateway.subscription_create(
                 customer_id=consent.stripe_customer_id, price_id=product.stripe_price_id,
-                payment_method_id=consent.stripe_payment_method_id, idempotency_key=conversion_key(trial.pk),
-                metadata=metadata,
+                payment_method_id=consent.stripe_payment_method_id, idempotency_key=key, metadata=metadata,
             )  # fmt: skip
-            status, external_id = result.payment_intent_status or result.status, result.latest_invoice_id or ""
-            if result.status == "active":
-                status = "succeeded"
+            status = "succeeded" if result.status == "active" else result.payment_intent_status or result.status
+            intent_id, invoice_id = result.payment_intent_id or "", result.latest_invoice_id or ""
         else:
-            payment = gateway.payment_intent_charge(
+            # A retry first looks for the charge the unanswered attempt may have made: the key
+            # alone does not do at localstripe (which ignores keys) or after Stripe forgot it.
+            payment = (
+                gateway.payment_intent_find(customer_id=consent.stripe_customer_id, metadata=metadata)
+                if retry
+                else None
+            ) or gateway.payment_intent_charge(
                 customer_id=consent.stripe_customer_id, payment_method_id=consent.stripe_payment_method_id,
-                amount=product.price_amount, currency=product.currency, idempotency_key=conversion_key(trial.pk),
-                metadata=metadata,
+                amount=product.price_amount, currency=product.currency, idempotency_key=key, metadata=metadata,
+                off_session=True,
             )  # fmt: skip
-            status, external_id = payment.status, payment.id
+            status, intent_id, invoice_id = payment.status, payment.id, ""
     except gateway.GatewayUnavailable as exc:
         # Not known whether Stripe charged: the trial stays converting, and a retry with the same
         # key repeats the same charge at Stripe instead of making a second one.
         logger.warning("conversion of trial %s: Stripe unavailable: %s", trial.pk, exc)
+        _conversion_retry_later(trial, at=at)
         return Conversion("unavailable")
     except gateway.GatewayError as exc:
         _conversion_failed(trial, note=f"declined: {exc.code or str(exc)}"[:200], action=False, at=at)
         return Conversion("declined")
+    Trial.objects.filter(pk=trial.pk).update(
+        conversion_payment_intent_id=intent_id, conversion_invoice_id=invoice_id, charge_retry_at=None
+    )
+    trial.conversion_payment_intent_id, trial.conversion_invoice_id = intent_id, invoice_id
     if status == "succeeded":
-        from billing.ledger import purchase_record
-        from billing.models import Purchase
-
-        with transaction.atomic():
-            purchase_record(
-                customer=trial.customer, product=product, kind=Purchase.Kind.REGULAR, amount=product.price_amount,
-                currency=product.currency, purchased_at=at, source=Purchase.Source.STRIPE, external_id=external_id,
-                trial_id=trial.pk,
-            )  # fmt: skip
-        return Conversion("converted", external_id)
+        return _conversion_record(trial, at=at)
     if status == "requires_action":
         _conversion_failed(trial, note="authentication needed", action=True, at=at)
-        return Conversion("action_needed", external_id)
+        return Conversion("action_needed", invoice_id or intent_id)
     _conversion_failed(trial, note=f"declined: {status}"[:200], action=False, at=at)
-    return Conversion("declined", external_id)
+    return Conversion("declined", invoice_id or intent_id)
+
+
+def _conversion_retry_later(trial: Trial, *, at: datetime) -> None:
+    started = trial.events.filter(to_status=Trial.Status.CONVERTING).aggregate(latest=Max("at"))["latest"] or at
+    if at - started >= KEY_MEMORY:
+        logger.error(
+            "conversion of trial %s: Stripe unanswered since %s; left converting for an operator", trial.pk, started
+        )
+        Trial.objects.filter(pk=trial.pk, status=Trial.Status.CONVERTING).update(charge_retry_at=None)
+        return
+    wait = min(max(CHARGE_RETRY_AFTER, at - started), CHARGE_RETRY_MAX)
+    Trial.objects.filter(pk=trial.pk, status=Trial.Status.CONVERTING).update(charge_retry_at=at + wait)
+
+
+def _conversion_record(trial: Trial, *, at: datetime) -> Conversion:
+    """The end step's charge went through: its ``regular`` ledger row, which converts the trial
+    (billing/ledger.py). Written as the webhook handler would write it, from the payment as
+    Stripe holds it: under the invoice's id for a subscription, else the PaymentIntent's, with
+    Stripe's amount and time of payment, so that the webhook, later, finds the same row and adds
+    nothing (the ledger refuses the same id with other content)."""
+    from billing import gateway
+    from billing.ledger import purchase_record
+    from billing.models import Purchase
+
+    product = trial.offer.product
+    try:
+        if trial.conversion_invoice_id:
+            invoice = gateway.invoice_state(invoice_id=trial.conversion_invoice_id)
+            external_id, amount, paid = invoice.id, invoice.amount_paid, invoice.paid_at or invoice.created
+        else:
+            intent = gateway.payment_intent_state(payment_intent_id=trial.conversion_payment_intent_id)
+            external_id, amount, paid = intent.id, intent.amount_received, intent.paid_at or intent.created
+    except gateway.GatewayError as exc:
+        # Paid, but not readable now: the payment's webhook records it and converts the trial.
+        logger.warning("conversion of trial %s: paid, but Stripe unreadable: %s", trial.pk, exc)
+        return Conversion("unavailable")
+    with transaction.atomic():
+        purchase_record(
+            customer=trial.customer, product=product, kind=Purchase.Kind.REGULAR, amount=amount,
+            currency=product.currency, purchased_at=gateway_time(paid), source=Purchase.Source.STRIPE,
+            external_id=external_id, trial_id=trial.pk,
+        )  # fmt: skip
+    return Conversion("converted", external_id)
+
+
+# --- Completing a failed end step (the customer's page, /me/trials/<id>/pay/) ---------------------
+@dataclass(frozen=True)
+class PaymentStep:
+    """What the payment page asks of the customer: ``authenticate`` (the bank's 3-D Secure, with
+    ``confirmCardPayment`` and the PaymentIntent's secret), ``card`` (another card, saved with
+    ``confirmCardSetup`` and the SetupIntent's secret), or ``none`` (the trial has no payment
+    waiting: paid, cancelled, or never failed)."""
+
+    mode: str
+    client_secret: str = ""
+    intent_id: str = ""
+
+
+def trial_payment_step(*, trial_id, customer, at: datetime) -> PaymentStep:
+    """The payment page's step for the customer's own trial (someone else's is a 404). Raises
+    ``gateway.GatewayError`` when Stripe cannot be asked."""
+    from billing import gateway
+    from trials.selectors import trial_get_for_customer
+
+    trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
+    if not _payment_waits(trial):
+        return PaymentStep("none")
+    if trial.conversion_payment_intent_id:
+        payment = gateway.payment_intent_get(payment_intent_id=trial.conversion_payment_intent_id)
+        if payment.status == "requires_action":
+            return PaymentStep("authenticate", payment.client_secret, payment.id)
+    # A new SetupIntent per page view: one not confirmed costs nothing, and a reload must not be
+    # answered with one confirmed before (which Stripe.js cannot confirm again).
+    setup = gateway.setup_intent_start(
+        customer_id=trial.consent.stripe_customer_id,
+        idempotency_key=f"trial-{trial.pk}-card-{trial.charge_attempt + 1}-{int(at.timestamp() * 1000)}",
+    )
+    return PaymentStep("card", setup.client_secret, setup.id)
+
+
+def _payment_waits(trial: Trial) -> bool:
+    """A failed end step of ours: an imported ``payment_failed`` trial has no card or terms here."""
+    return trial.status == Trial.Status.PAYMENT_FAILED and trial.source == Assignment.Source.WEB
+
+
+class PaymentNotPossible(Exception):
+    """The payment page was sent something that does not fit the trial (another customer's
+    card, a card not saved, no payment waiting); nothing was charged."""
+
+
+def trial_payment_authenticated(*, trial_id, customer, at: datetime) -> Conversion:
+    """After ``confirmCardPayment``: read the end step's PaymentIntent from Stripe, and if it
+    went through, record it (which converts the trial). ``action_needed`` when the bank's step
+    is still not done; ``taken`` when there is no payment waiting."""
+    from billing import gateway
+    from trials.selectors import trial_get_for_customer
+
+    trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
+    if trial.status != Trial.Status.PAYMENT_FAILED or not trial.conversion_payment_intent_id:
+        return Conversion("taken")
+    payment = gateway.payment_intent_get(payment_intent_id=trial.conversion_payment_intent_id)
+    return _payment_outcome(trial, status=payment.status, at=at)
+
+
+def trial_payment_retry(*, trial_id, customer, setup_intent_id: str, at: datetime) -> Conversion:
+    """Pay a failed end step with the card the customer has just saved (``setup_intent_id``):
+    a new charge under a new key (the next ``charge_attempt``, claimed by a conditional update,
+    so a double submit charges once), or for a subscription product, its open first invoice paid
+    with the card. ``converted``, ``action_needed`` (the bank asks for 3-D Secure: the page runs
+    ``confirmCardPayment``) or ``declined``; the trial stays payment_failed until it is paid."""
+    from billing import gateway
+    from trials.selectors import trial_get_for_customer
+
+    trial = trial_get_for_customer(trial_id=trial_id, customer=customer)
+    if not _payment_waits(trial):
+        return Conversion("taken")
+    trial = Trial.objects.select_related("offer__product", "customer", "consent").get(pk=trial.pk)
+    stripe_customer = trial.consent.stripe_customer_id
+    setup = gateway.setup_intent_get(setup_intent_id=setup_intent_id)
+    if setup.customer_id != stripe_customer:
+        raise PaymentNotPossible(f"SetupIntent {setup_intent_id} is not for trial {trial.pk}'s customer")
+    if setup.status != "succeeded" or not setup.payment_method_id:
+        raise PaymentNotPossible(f"SetupIntent {setup_intent_id} is {setup.status}")
+    attempt = trial.charge_attempt + 1
+    if not Trial.objects.filter(
+        pk=trial.pk, status=Trial.Status.PAYMENT_FAILED, charge_attempt=trial.charge_attempt
+    ).update(charge_attempt=attempt):
+        return Conversion("taken")
+    product = trial.offer.product
+    key = conversion_key(trial.pk, attempt)
+    try:
+        if trial.conversion_invoice_id:
+            payment = gateway.invoice_pay(
+                invoice_id=trial.conversion_invoice_id, customer_id=stripe_customer,
+                payment_method_id=setup.payment_method_id, idempotency_key=key,
+            )  # fmt: skip
+        else:
+            payment = gateway.payment_intent_charge(
+                customer_id=stripe_customer, payment_method_id=setup.payment_method_id,
+                amount=product.price_amount, currency=product.currency, idempotency_key=key,
+                metadata={"product_sku": product.sku, "foretaste_kind": "regular", "trial_id": str(trial.pk)},
+            )  # fmt: skip
+    except gateway.GatewayUnavailable:
+        # Not known whether it charged: the attempt is given back, so the next submit repeats
+        # this key, and Stripe answers with this charge if it was made.
+        Trial.objects.filter(pk=trial.pk, charge_attempt=attempt).update(charge_attempt=attempt - 1)
+        raise
+    except gateway.GatewayError as exc:
+        TrialEvent.objects.create(
+            trial=trial, at=at, from_status=trial.status, to_status=trial.status,
+            note=f"another card declined: {exc.code or exc}"[:200],
+        )  # fmt: skip
+        return Conversion("declined")
+    Trial.objects.filter(pk=trial.pk).update(conversion_payment_intent_id=payment.id)
+    trial.conversion_payment_intent_id = payment.id
+    return _payment_outcome(trial, status=payment.status, at=at)
+
+
+def _payment_outcome(trial: Trial, *, status: str, at: datetime) -> Conversion:
+    if status == "succeeded":
+        return _conversion_record(trial, at=at)
+    if status in ("requires_action", "requires_confirmation"):
+        return Conversion("action_needed", trial.conversion_payment_intent_id)
+    return Conversion("declined", trial.conversion_payment_intent_id)
+
+
+def trial_pay_url(trial: Trial) -> str:
+    from django.conf import settings
+    from django.urls import reverse
+
+    return settings.SITE_URL.rstrip("/") + reverse("trial_pay", kwargs={"trial_id": trial.pk})
 
 
 def _conversion_failed(trial: Trial, *, note: str, action: bool, at: datetime) -> None:
-    """converting → payment_failed, and the email that says how to pay (the completion page
-    itself, ``confirmCardPayment`` from /me/, is built elsewhere)."""
-    from django.conf import settings
-
+    """converting → payment_failed, and the email with the link to the page that completes the
+    payment (``trial_pay_url``): the bank's step, or another card."""
     from accounts.emails import email_queue
     from accounts.languages import user_language
     from offers.money import money_format
 
     language = supported_language(trial.language or user_language(trial.customer))
     product = trial.offer.product
-    link = settings.SITE_URL.rstrip("/") + "/me/"
+    link = trial_pay_url(trial)
     amount = money_format(product.price_amount, product.currency, language)
     with translation.override(language):
         if action:

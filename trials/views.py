@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from billing import selectors as billing_selectors
 from config.ratelimit import rate_limited
+from offers.money import money_format
 from offers.terms import long_date
 from trials import links, selectors, services
 from trials.models import Trial
@@ -135,3 +136,61 @@ def trial_feedback(request, trial_id):
         },
         status=status,
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@rate_limited("cancel")
+def trial_pay(request, trial_id):
+    """Completing a failed end step: the bank's 3-D Secure (``confirmCardPayment``, then a POST
+    with ``payment_intent_id``), or another card (``confirmCardSetup``, then a POST with
+    ``setup_intent_id``), through ``trials.services``. A trial with no payment waiting says so
+    and charges nothing; another customer's trial is a 404."""
+    from django.conf import settings
+
+    from billing import gateway
+
+    trial = selectors.trial_get_for_customer(trial_id=trial_id, customer=request.user)
+    at = timezone.now()
+    error = ""
+    status = 200
+    try:
+        if request.method == "POST" and trial.status == Trial.Status.PAYMENT_FAILED:
+            setup_intent_id = request.POST.get("setup_intent_id", "").strip()[:255]
+            if setup_intent_id:
+                outcome = services.trial_payment_retry(
+                    trial_id=trial.pk, customer=request.user, setup_intent_id=setup_intent_id, at=at
+                )
+            else:
+                outcome = services.trial_payment_authenticated(trial_id=trial.pk, customer=request.user, at=at)
+            if outcome.outcome == "converted":
+                messages.success(request, _("Thank you: the payment went through."))
+                return redirect("me")
+            status = 402
+            error = {
+                "declined": _("The card was declined. Nothing was charged. Please try another card."),
+                "action_needed": _("Your bank still asks you to confirm the payment."),
+            }.get(outcome.outcome, _("The payment is being processed. Please check again in a few minutes."))
+        step = services.trial_payment_step(trial_id=trial.pk, customer=request.user, at=at)
+    except services.PaymentNotPossible:
+        return render(request, "trials/pay.html", {"trial": trial, "mode": "refused"}, status=400)
+    except gateway.GatewayError:
+        return render(request, "trials/pay.html", {"trial": trial, "mode": "unavailable"}, status=503)
+    trial.refresh_from_db()
+    return render(
+        request,
+        "trials/pay.html",
+        {
+            "trial": trial,
+            "offer": trial.offer,
+            "mode": step.mode,
+            "client_secret": step.client_secret,
+            "intent_id": step.intent_id,
+            "error": error,
+            "amount": money_format(trial.offer.product.price_amount, trial.offer.product.currency,
+                                   translation.get_language()),
+            "stripe_js_url": settings.STRIPE_JS_URL,
+            "stripe_key": settings.STRIPE_PUBLISHABLE_KEY,
+        },
+        status=status,
+    )  # fmt: skip

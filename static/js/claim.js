@@ -1,4 +1,5 @@
-// The claim's card step (templates/trials/claim_card.html and claim_authenticate.html). Loaded
+// The claim's card step (templates/trials/claim_card.html and claim_authenticate.html), and the
+// payment page of a failed end step (templates/trials/pay.html). Loaded
 // as a static file because the CSP allows no inline script; the key and the client secret come
 // from the form's data- attributes. "setup": mount the card element, confirmCardSetup, then post
 // the form. "payment": the bank asks for 3-D Secure, confirmCardPayment, then post the form.

@@ -361,12 +361,11 @@ def payment_intent_get(*, payment_intent_id: str) -> ChargeResult:
 
 
 def refund_payment(*, payment_intent_id: str, amount: int, idempotency_key: str) -> str:
-    """Refund ``amount`` minor units of a payment, as an operator would in the dashboard.
-
-    The amount is always explicit: localstripe, unlike Stripe, refunds the whole original again
-    when no amount is given after a partial refund."""
-    params = {"payment_intent": payment_intent_id, "amount": amount}
-    return gateway.client().v1.refunds.create(params, _key(f"refund-{idempotency_key}")).id
+    """Refund ``amount`` minor units of a payment, as an operator would in the dashboard
+    (billing.gateway.refund_create); returns the refund's id."""
+    return gateway.refund_create(
+        payment_intent_id=payment_intent_id, amount=amount, idempotency_key=f"test-{idempotency_key}"
+    ).id
 
 
 # Moved to the gateway: billing.gateway.subscription_create (the end step of a card trial).
