@@ -35,7 +35,6 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,9 +50,8 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from machine_info import machine  # noqa: E402 (bench/ is the script's folder, first on sys.path)
-from serve import gunicorn  # noqa: E402
+from serve import gunicorn, live_offer  # noqa: E402
 
 WORKERS = 4
 SAMPLES = 200
@@ -62,32 +60,6 @@ CROWD = 1000
 UNITS = 100
 IN_FLIGHT = 150
 SOLD_OUT = "All samples have been claimed."
-
-
-def offer(*, slug: str, kind: str, inventory: int | None):
-    from offers.models import Offer, Product, Variant
-
-    now = timezone.now()
-    product = Product.objects.create(
-        sku=f"bench-{slug}", name="Coffee club", price_amount=999, currency="EUR", interval="month"
-    )
-    made = Offer.objects.create(
-        slug=slug,
-        name="Coffee club, first month free",
-        promise="The same beans our cafés brew, at home, for a month.",
-        kind=kind,
-        product=product,
-        status=Offer.Status.LIVE,
-        trial_days=30,
-        currency="EUR",
-        starts_at=now - timedelta(days=1),
-        ends_at=now + timedelta(days=60),
-        reminder_days=[7, 3],
-        launched_at=now - timedelta(days=1),
-        inventory=inventory,
-    )
-    Variant.objects.create(offer=made, name="month", weight=1, position=0)
-    return made
 
 
 _addresses = iter(range(1, 250 * 250))
@@ -173,7 +145,7 @@ def crowd_claim(browser, slug: str) -> tuple[str, float]:
 def flash_crowd(base: str) -> None:
     from trials.models import ClaimIdentity, ClaimRefusal, ConsentRecord, Trial
 
-    crowd_offer = offer(slug="bench-crowd", kind="sample", inventory=UNITS)
+    crowd_offer = live_offer(slug="bench-crowd", kind="sample", inventory=UNITS)
     browsers = customers(base, "crowd", CROWD)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
@@ -227,8 +199,8 @@ def main():
                 "TRUSTED_PROXY_COUNT": "1",
             }
             with gunicorn(workers=WORKERS, env=env) as base:
-                card = offer(slug="bench-card", kind="free_trial", inventory=None)
-                no_card = offer(slug="bench-sample", kind="sample", inventory=None)
+                card = live_offer(slug="bench-card")
+                no_card = live_offer(slug="bench-sample", kind="sample")
                 print(
                     f"claims over HTTP: {WORKERS} sync gunicorn workers, DEBUG=0, PostgreSQL, Redis, localstripe; "
                     "client addresses in X-Forwarded-For behind TRUSTED_PROXY_COUNT=1, product rate limits unchanged"

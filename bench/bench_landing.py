@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +44,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from machine_info import machine  # noqa: E402 (bench/ is the script's folder, first on sys.path)
-from serve import gunicorn  # noqa: E402
+from serve import gunicorn, live_offer  # noqa: E402
 
 SLUG = "bench-landing"
 VISITORS = 1000
@@ -55,28 +54,11 @@ LOAD = ("-t2", "-c32", "-d10s")
 
 def seed() -> list[str]:
     """The offer, and the returning visitors' cookie ids, each already assigned."""
-    from offers.models import Offer, Product, Variant
+    from offers.models import Variant
     from trials import services
 
     now = timezone.now()
-    product = Product.objects.create(
-        sku="bench-club", name="Coffee club", price_amount=999, currency="EUR", interval="month"
-    )
-    offer = Offer.objects.create(
-        slug=SLUG,
-        name="Coffee club, first month free",
-        promise="The same beans our cafés brew, at home, for a month.",
-        kind="free_trial",
-        product=product,
-        status=Offer.Status.LIVE,
-        trial_days=30,
-        currency="EUR",
-        starts_at=now - timedelta(days=1),
-        ends_at=now + timedelta(days=60),
-        reminder_days=[7, 3],
-        launched_at=now - timedelta(days=1),
-    )
-    Variant.objects.create(offer=offer, name="month", weight=1, position=0)
+    offer = live_offer(slug=SLUG)
     Variant.objects.create(offer=offer, name="fortnight", weight=1, trial_days=14, position=1)
     visitors = [f"bench{n:038d}" for n in range(VISITORS)]
     for visitor in visitors:
