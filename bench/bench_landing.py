@@ -25,18 +25,12 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import timedelta
 from pathlib import Path
 
-from machine_info import machine  # bench/ is the script's folder, first on sys.path
-
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["FORETASTE_ENV"] = "development"
@@ -49,50 +43,22 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from machine_info import machine  # noqa: E402 (bench/ is the script's folder, first on sys.path)
+from serve import gunicorn, live_offer  # noqa: E402
 
 SLUG = "bench-landing"
 VISITORS = 1000
 WORKERS = 4
 LOAD = ("-t2", "-c32", "-d10s")
-PATIENCE = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def seed() -> list[str]:
     """The offer, and the returning visitors' cookie ids, each already assigned."""
-    from offers.models import Offer, Product, Variant
+    from offers.models import Variant
     from trials import services
 
     now = timezone.now()
-    product = Product.objects.create(
-        sku="bench-club", name="Coffee club", price_amount=999, currency="EUR", interval="month"
-    )
-    offer = Offer.objects.create(
-        slug=SLUG,
-        name="Coffee club, first month free",
-        promise="The same beans our cafés brew, at home, for a month.",
-        kind="free_trial",
-        product=product,
-        status=Offer.Status.LIVE,
-        trial_days=30,
-        currency="EUR",
-        starts_at=now - timedelta(days=1),
-        ends_at=now + timedelta(days=60),
-        reminder_days=[7, 3],
-        launched_at=now - timedelta(days=1),
-    )
-    Variant.objects.create(offer=offer, name="month", weight=1, position=0)
+    offer = live_offer(slug=SLUG)
     Variant.objects.create(offer=offer, name="fortnight", weight=1, trial_days=14, position=1)
     visitors = [f"bench{n:038d}" for n in range(VISITORS)]
     for visitor in visitors:
@@ -109,19 +75,6 @@ def get(port: int, path: str, cookie: str = "") -> tuple[int, str, str]:
         return response.status, response.read().decode(), response.getheader("Set-Cookie") or ""
     finally:
         conn.close()
-
-
-def wait_until_up(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {server.returncode}")
-        try:
-            if get(port, "/bench/hello/")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("gunicorn did not answer in time")
 
 
 def check(port: int, visitor: str) -> None:
@@ -176,61 +129,34 @@ def main():
     connection.settings_dict["TEST"]["NAME"] = "test_bench_landing"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-landing-"))
-    server = None
     try:
         visitors = seed()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "landing_bench_settings",
-            "DATABASE_URL": database_url(),
-            "PYTHONPATH": f"{BENCH}{os.pathsep}{ROOT}",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "-w",
-                str(WORKERS),
-                "-b",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until_up(port, server)
-        check(port, visitors[0])
-        script = returning_script(scratch, visitors)
-        wrk(base + "/bench/hello/")  # warm-up: every worker imports and connects once
-        wrk(base + f"/o/{SLUG}/", script)
-        results = {
-            "hello": wrk(base + "/bench/hello/"),
-            "returning visitor": wrk(base + f"/o/{SLUG}/", script),
-            "first visit": wrk(base + f"/o/{SLUG}/"),
-        }
-        from trials.models import Assignment
+        with gunicorn(workers=WORKERS) as base:
+            port = int(base.rsplit(":", 1)[1])
+            check(port, visitors[0])
+            script = returning_script(scratch, visitors)
+            wrk(base + "/bench/hello/")  # warm-up: every worker imports and connects once
+            wrk(base + f"/o/{SLUG}/", script)
+            results = {
+                "hello": wrk(base + "/bench/hello/"),
+                "returning visitor": wrk(base + f"/o/{SLUG}/", script),
+                "first visit": wrk(base + f"/o/{SLUG}/"),
+            }
+            from trials.models import Assignment
 
-        written = Assignment.objects.count() - VISITORS
-        print(f"landing page vs hello, {WORKERS} sync gunicorn workers, wrk {' '.join(LOAD)}, DEBUG=0, PostgreSQL")
-        print(f"machine: {machine()}")
-        hello_rate, hello_p99, _ = results["hello"]
-        for name, (rate, p99, bad) in results.items():
-            line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
-            if name != "hello":
-                line += f"   ratio {rate / hello_rate:.2f} (req/s), {hello_p99 / p99:.2f} (p99)"
-            if bad:
-                line += f"   non-2xx: {bad}"
-            print(line)
-        print(f"  first visits wrote {written} assignments (including the check and warm-up's)")
+            written = Assignment.objects.count() - VISITORS
+            print(f"landing page vs hello, {WORKERS} sync gunicorn workers, wrk {' '.join(LOAD)}, DEBUG=0, PostgreSQL")
+            print(f"machine: {machine()}")
+            hello_rate, hello_p99, _ = results["hello"]
+            for name, (rate, p99, bad) in results.items():
+                line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
+                if name != "hello":
+                    line += f"   ratio {rate / hello_rate:.2f} (req/s), {hello_p99 / p99:.2f} (p99)"
+                if bad:
+                    line += f"   non-2xx: {bad}"
+                print(line)
+            print(f"  first visits wrote {written} assignments (including the check and warm-up's)")
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         connection.close()
         connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(scratch, ignore_errors=True)

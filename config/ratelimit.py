@@ -13,7 +13,7 @@ would be one more place to get the proxy rule wrong. The module is internal to a
 from functools import wraps
 from http import HTTPStatus
 
-from allauth.core.internal import ratelimit
+from allauth.core.internal import httpkit, ratelimit
 from django.conf import settings
 from django.shortcuts import render
 
@@ -24,6 +24,12 @@ DEFAULT_RATES = {
     "cancel": "30/10m/ip,20/10m/user",
     "signed_link": "30/10m/ip",
 }
+
+
+def client_ip(request) -> str | None:
+    """The client's address as the limits count it: behind ``ALLAUTH_TRUSTED_PROXY_COUNT``
+    proxies, the one they put in X-Forwarded-For, not the proxy's own."""
+    return httpkit.get_client_ip(request)
 
 
 def _rates(action: str, *, authenticated: bool) -> str:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from config.ratelimit import rate_limited
+from config.ratelimit import client_ip, rate_limited
 from offers.models import Offer
 from trials import selectors, services
 from trials.models import Trial
@@ -108,10 +108,6 @@ def claim_state(*, request, offer: Offer) -> dict:
     return {"claim_form": form, "claim_url": reverse("offer_claim", args=[offer.slug])}
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _landing_again(request, slug: str, form: ClaimForm, *, status: int, message: str = ""):
     """The landing page once more, with the form as sent (its errors) or the refusal's message."""
     from offers.views import offer_landing
@@ -150,7 +146,7 @@ def claim(request, slug):
     at = timezone.now()
     try:
         trial = services.claim_reserve(
-            assignment=assignment, customer=request.user, ip=_client_ip(request),
+            assignment=assignment, customer=request.user, ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""), address=form.address(),
             language=translation.get_language(), at=at,
         )  # fmt: skip

@@ -244,4 +244,4 @@ def test_operators_manage_products_and_offers_in_the_admin_with_promises_read_on
     assert change.status_code == 200
     assert 'name="trial_price"' not in change.content.decode()
     assert 'name="holdout_percent"' not in change.content.decode()
-    assert 'name="name"' in change.content.decode()
+    assert 'name="name_en"' in change.content.decode()  # the main text's box, one per language

@@ -88,6 +88,20 @@ def test_a_no_card_sample_claim_ends_active_with_a_consent_record_on_me(logged_i
     assert again.status_code == 409 and Trial.objects.count() == 1 and ConsentRecord.objects.count() == 1
 
 
+def test_behind_a_trusted_proxy_the_consent_records_the_clients_address(logged_in, customer, marketer, settings):
+    # The same address the rate limits count, not the proxy's, which every claim would share.
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    offer = live(marketer)
+    landing(logged_in, offer)
+
+    response = logged_in.post(
+        f"/o/{offer.slug}/claim/", {"consent": "on"}, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.44"
+    )
+
+    assert response.status_code == 302
+    assert ConsentRecord.objects.get(trial__customer=customer).ip == "203.0.113.44"
+
+
 def test_sold_out_while_the_form_was_open_and_paused_are_refused_plainly(logged_in, customer, marketer):
     offer = live(marketer, inventory=1)
     landing(logged_in, offer)
