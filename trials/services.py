@@ -241,7 +241,7 @@ def _insert_unless_taken(row: Assignment) -> bool:
     this one was inserted. No IntegrityError, so no savepoint inside a caller's transaction,
     and in autocommit the statement is its own transaction: a first view's write is one round
     trip. The SQL is built once per process from the model, like the landing page's reads
-    (trials/selectors.py); the values go through each field's own preparation."""
+    (trials/selectors.py); the values go through each field's own preparation, as in save()."""
     built = _ASSIGNMENT_INSERTS.get(connection.vendor)
     if built is None:
         quote = connection.ops.quote_name
@@ -257,7 +257,7 @@ def _insert_unless_taken(row: Assignment) -> bool:
         _ASSIGNMENT_INSERTS[connection.vendor] = built
     sql, fields = built
     with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields])
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields])
         inserted = cursor.fetchone()
     if inserted is None:
         return False
