@@ -5,26 +5,34 @@ Three cases, each with `wrk -t2 -c32 -d10s` against 4 sync gunicorn workers (DEB
 PostgreSQL, the cache on Redis, persistent database connections as configured):
 - hello: `/bench/hello/`, added by a bench-only URLconf (bench/landing_bench_urls.py), through
   the whole middleware stack;
-- returning visitor: `/o/<slug>/` with the cookie of a visitor already assigned (1,000 of them,
-  taken in turn by a Lua script): the assignment is read;
+- returning visitor: `/o/<slug>/` with the cookies of a visitor already assigned (1,000 of them,
+  taken in turn by a Lua script): the assignment is read. A returning browser also sends back
+  the CSRF cookie the page set on its first visit (a year's max-age), so each has one;
 - first visit: `/o/<slug>/` with no cookie, so every request is a new visitor whose assignment is
   written (and who gets a cookie).
 The offer is a card trial with two variants and no holdout, so every request renders the
 landing page proper. Prints requests/s and p99 latency of each, and each landing case's ratio to
-hello (requests/s, and hello's p99 over the case's, so that higher is better in both).
+hello (requests/s, and hello's p99 over the case's, so that higher is better in both). With
+`--runs N` (default 3) the three cases are measured N times in turn against the same server,
+each run's figures are printed, and then the median of each figure and of each ratio: the
+machine is shared, and one run can be unlucky.
 
-Builds a throw-away PostgreSQL database (test_bench_landing) from DATABASE_URL and drops it at
-the end; needs wrk (`apt-get install wrk`) and Redis (CACHE_URL, default
-redis://127.0.0.1:6379/0). Loopback only; each run is bounded by wrk's -d.
+Builds a throw-away PostgreSQL database (test_<database>_bench_landing, named after
+DATABASE_URL's, so that two checkouts can bench at once) and drops it at the end; needs wrk
+(`apt-get install wrk`) and Redis (CACHE_URL, default redis://127.0.0.1:6379/0). Loopback only;
+each run is bounded by wrk's -d.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres CACHE_URL=redis://127.0.0.1:6379/7 \\
-        .venv/bin/python bench/bench_landing.py
+        .venv/bin/python bench/bench_landing.py [--runs 3]
 """
 
+import argparse
 import http.client
 import os
 import re
+import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,7 +88,7 @@ def get(port: int, path: str, cookie: str = "") -> tuple[int, str, str]:
 def check(port: int, visitor: str) -> None:
     """Before timing: each case answers what it should."""
     assert get(port, "/bench/hello/")[:2] == (200, "hello")
-    status, html, cookie = get(port, f"/o/{SLUG}/", f"foretaste_visitor={visitor}")
+    status, html, cookie = get(port, f"/o/{SLUG}/", returning_cookie(visitor))
     assert status == 200 and "The terms" in html and "foretaste_visitor" not in cookie, (status, cookie)
     status, html, cookie = get(port, f"/o/{SLUG}/")
     assert status == 200 and "The terms" in html and "foretaste_visitor=" in cookie, (status, cookie)
@@ -104,21 +112,49 @@ def wrk(url: str, script: str | None = None) -> tuple[float, float, int]:
     return rate, float(value) * _UNITS[unit], int(bad.group(1)) if bad else 0
 
 
+def returning_cookie(visitor: str) -> str:
+    """What a returning browser sends: its visitor id and the CSRF secret (32 letters and
+    digits, Django's format) set on its first visit."""
+    return f"foretaste_visitor={visitor}; csrftoken={secrets.token_hex(16)}"
+
+
 def returning_script(folder: Path, visitors: list[str]) -> str:
     path = folder / "returning.lua"
-    ids = ",".join(f'"{visitor}"' for visitor in visitors)
+    cookies = ",".join(f'"{returning_cookie(visitor)}"' for visitor in visitors)
     path.write_text(
-        f"local ids = {{{ids}}}\n"
+        f"local cookies = {{{cookies}}}\n"
         "local n = 0\n"
         "request = function()\n"
         "  n = n + 1\n"
-        '  return wrk.format("GET", nil, {["Cookie"] = "foretaste_visitor=" .. ids[(n % #ids) + 1]})\n'
+        '  return wrk.format("GET", nil, {["Cookie"] = cookies[(n % #cookies) + 1]})\n'
         "end\n"
     )
     return str(path)
 
 
+def ratios(results: dict, name: str) -> tuple[float, float]:
+    """A case's requests/s over hello's, and hello's p99 over the case's: higher is better in both."""
+    (hello_rate, hello_p99, _), (rate, p99, _) = results["hello"], results[name]
+    return rate / hello_rate, hello_p99 / p99
+
+
+def report(title: str, results: dict) -> None:
+    """Each case's requests/s and p99, and each landing case's ratios to hello's."""
+    print(f"{title}:")
+    for name, (rate, p99, bad) in results.items():
+        line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
+        if name != "hello":
+            rate_ratio, p99_ratio = ratios(results, name)
+            line += f"   ratio {rate_ratio:.2f} (req/s), {p99_ratio:.2f} (p99)"
+        if bad:
+            line += f"   non-2xx: {bad}"
+        print(line)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="measurements of the three cases, in turn (default 3)")
+    runs = max(1, parser.parse_args().runs)
     # Skipped, saying so, where it cannot run (`make bench` runs every script).
     if connection.vendor != "postgresql":
         print("bench_landing: skipped, it needs PostgreSQL (set DATABASE_URL=postgres://...).")
@@ -126,7 +162,7 @@ def main():
     if shutil.which("wrk") is None:
         print("bench_landing: skipped, it needs wrk (apt-get install wrk).")
         return
-    connection.settings_dict["TEST"]["NAME"] = "test_bench_landing"
+    connection.settings_dict["TEST"]["NAME"] = f"test_{connection.settings_dict['NAME']}_bench_landing"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-landing-"))
     try:
@@ -137,24 +173,28 @@ def main():
             script = returning_script(scratch, visitors)
             wrk(base + "/bench/hello/")  # warm-up: every worker imports and connects once
             wrk(base + f"/o/{SLUG}/", script)
-            results = {
-                "hello": wrk(base + "/bench/hello/"),
-                "returning visitor": wrk(base + f"/o/{SLUG}/", script),
-                "first visit": wrk(base + f"/o/{SLUG}/"),
-            }
+            cases = {"hello": ("/bench/hello/", None), "returning visitor": (f"/o/{SLUG}/", script),
+                     "first visit": (f"/o/{SLUG}/", None)}  # fmt: skip
+            print(f"landing page vs hello, {WORKERS} sync gunicorn workers, wrk {' '.join(LOAD)}, DEBUG=0, PostgreSQL")
+            print(f"machine: {machine()}")
+            figures = []  # per run: {case: (req/s, p99 ms, non-2xx)}
+            for run in range(1, runs + 1):
+                figures.append({name: wrk(base + path, lua) for name, (path, lua) in cases.items()})
+                report(f"run {run} of {runs}", figures[-1])
+            if runs > 1:
+                print(f"median of {runs} runs (each figure, and each run's ratio, on its own):")
+                for name in cases:
+                    rate, p99 = (statistics.median(run[name][i] for run in figures) for i in range(2))
+                    line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
+                    if name != "hello":
+                        rate_ratio, p99_ratio = (
+                            statistics.median(ratios(run, name)[i] for run in figures) for i in range(2)
+                        )
+                        line += f"   ratio {rate_ratio:.2f} (req/s), {p99_ratio:.2f} (p99)"
+                    print(line)
             from trials.models import Assignment
 
             written = Assignment.objects.count() - VISITORS
-            print(f"landing page vs hello, {WORKERS} sync gunicorn workers, wrk {' '.join(LOAD)}, DEBUG=0, PostgreSQL")
-            print(f"machine: {machine()}")
-            hello_rate, hello_p99, _ = results["hello"]
-            for name, (rate, p99, bad) in results.items():
-                line = f"  {name:18} {rate:9.1f} req/s   p99 {p99:8.1f} ms"
-                if name != "hello":
-                    line += f"   ratio {rate / hello_rate:.2f} (req/s), {hello_p99 / p99:.2f} (p99)"
-                if bad:
-                    line += f"   non-2xx: {bad}"
-                print(line)
             print(f"  first visits wrote {written} assignments (including the check and warm-up's)")
     finally:
         connection.close()

@@ -6,8 +6,10 @@ what depends on them (the claim section, why they may not claim).
 """
 
 import hashlib
+import operator
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,7 +90,7 @@ CACHE_SECONDS = 24 * 60 * 60
 _NOT_SHOWN = frozenset({"claimed_count", "updated_at", "created_at", "stripe_price_id", "stripe_synced_at"})
 
 
-class _Recent:
+class Recent:
     """The last few rendered parts, in this process, in front of the shared cache: a Redis round
     trip (and redis-py's client set-up on each call) cost more than the rest of a returning
     visit. Safe to keep without expiry because the key is the content: a changed offer has a
@@ -97,17 +99,17 @@ class _Recent:
 
     def __init__(self, size: int):
         self.size = size
-        self.items: OrderedDict[str, str] = OrderedDict()
+        self.items: OrderedDict[Hashable, str] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: Hashable) -> str | None:
         with self.lock:
             html = self.items.get(key)
             if html is not None:
                 self.items.move_to_end(key)
             return html
 
-    def put(self, key: str, html: str) -> None:
+    def put(self, key: Hashable, html: str) -> None:
         with self.lock:
             self.items[key] = html
             self.items.move_to_end(key)
@@ -115,13 +117,19 @@ class _Recent:
                 self.items.popitem(last=False)
 
 
-_LOCAL = _Recent(256)
+_LOCAL = Recent(256)
+
+
+_SHOWN: dict[type, operator.attrgetter] = {}
 
 
 def _fields(instance) -> tuple:
-    return tuple(
-        getattr(instance, field.attname) for field in instance._meta.concrete_fields if field.name not in _NOT_SHOWN
-    )
+    """The stored values of ``instance`` that can show on the page; which ones, once per model."""
+    shown = _SHOWN.get(type(instance))
+    if shown is None:
+        names = [field.attname for field in instance._meta.concrete_fields if field.name not in _NOT_SHOWN]
+        shown = _SHOWN[type(instance)] = operator.attrgetter(*names)
+    return shown(instance)
 
 
 def offer_html(*, offer: Offer, variant, language: str, at: datetime, anonymous: bool = False) -> tuple[str, dict]:

@@ -2,10 +2,11 @@ import re
 import secrets
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone, translation
 
+from offers import page_cache
 from offers.landing import offer_cards, offer_html, product_context, visitor_problem
 from offers.models import Offer
 from trials import selectors as trial_selectors
@@ -77,7 +78,10 @@ def offer_landing(request, slug):
     if assignment is not None and assignment.offer.status != Offer.Status.DRAFT:
         offer = assignment.offer
     else:
-        offer = get_object_or_404(Offer.objects.select_related("product").exclude(status=Offer.Status.DRAFT), slug=slug)
+        # A first view: the offer, its product and its variants in one query.
+        offer = trial_selectors.offer_for_landing(slug=slug)
+        if offer is None:
+            raise Http404("No such offer.")
         if assignment is None:
             try:
                 assignment = trial_services.assignment_for_visitor(
@@ -103,7 +107,14 @@ def offer_landing(request, slug):
                 else "",
             }
         )
-        response = render(request, "offers/landing.html", context)
+        if customer is None and page_cache.anonymous(request):
+            # The page every anonymous visitor gets: its layout rendered once, not per request.
+            page = page_cache.landing_page(
+                request, template="offers/landing.html", context=context, key=(html, offer.name, request.path)
+            )
+            response = HttpResponse(page)
+        else:
+            response = render(request, "offers/landing.html", context)
     if fresh:
         remember_visitor(response, visitor)
     return response

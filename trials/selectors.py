@@ -45,24 +45,14 @@ def assignment_for_landing(*, slug: str, customer_id: int | None, visitor: str |
     read most. The values go through the same converters the ORM applies."""
     if customer_id is None and not visitor:
         return None
-    read = _landing_read(connection)
+    read = _landing_reads(connection).assignment
     by_customer = customer_id is not None
     with connection.cursor() as cursor:
         cursor.execute(read.sql[by_customer], [slug, customer_id if by_customer else visitor])
         row = cursor.fetchone()
     if row is None:
         return None
-    row = list(row)
-    for position, converters, expression in read.converters:
-        for converter in converters:
-            row[position] = converter(row[position], expression, connection)
-    instances = []
-    start = 0
-    for model, names in read.models:
-        values = row[start : start + len(names)]
-        start += len(names)
-        instances.append(None if values[0] is None else model.from_db(connection.alias, names, values))
-    assignment, offer, product, variant = instances
+    assignment, offer, product, variant = _instances(read, row)
     if assignment.superseded_by_id is not None:
         return assignment_get(offer_id=offer.pk, visitor=visitor)
     offer.product = product
@@ -73,23 +63,58 @@ def assignment_for_landing(*, slug: str, customer_id: int | None, visitor: str |
     return assignment
 
 
-class _LandingRead(NamedTuple):
-    sql: tuple[str, str]  # by visitor, by customer
+def offer_for_landing(*, slug: str):
+    """The offer at ``slug`` as the public sees it (not a draft), with its product and its
+    variants (``offer.variants.all()`` reads no more), in one query: a first visit's read, before
+    its assignment is written. ``None`` when there is no such offer.
+
+    Built once per process, like ``assignment_for_landing``; the variants come one per row, in
+    their model's order, the offer and product repeated on each."""
+    from offers.models import Offer
+
+    read = _landing_reads(connection).offer
+    with connection.cursor() as cursor:
+        cursor.execute(read.sql[0], [slug, Offer.Status.DRAFT])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    offer, product, variant = _instances(read, rows[0])
+    offer.product = product
+    # The offer and product of the other rows are the first row's again: only their variant.
+    variants = [variant, *(_instances(read, row, first=2)[2] for row in rows[1:])]
+    variants = [variant for variant in variants if variant is not None]  # none: the outer join's row
+    for variant in variants:
+        variant.offer = offer  # its effective kind and days fall back to the offer's
+    # What prefetch_related("variants") leaves behind, without its second query.
+    offer._prefetched_objects_cache = {"variants": _prefetched(offer, variants)}
+    return offer
+
+
+def _prefetched(offer, variants):
+    queryset = offer.variants.all()
+    queryset._result_cache = variants
+    queryset._prefetch_done = True
+    return queryset
+
+
+class _Read(NamedTuple):
+    sql: tuple[str, ...]  # the statements, each with the same columns
     models: list  # (model, attnames), in the order of the columns
     converters: list  # (position, converters, column)
 
 
-_LANDING_READS: dict[str, _LandingRead] = {}
+class _LandingReads(NamedTuple):
+    assignment: _Read  # by visitor, by customer
+    offer: _Read
 
 
-def _landing_read(conn) -> _LandingRead:
-    read = _LANDING_READS.get(conn.vendor)
-    if read is not None:
-        return read
-    from offers.models import Offer, Product, Variant
+_LANDING_READS: dict[str, _LandingReads] = {}
 
+
+def _columns(conn, tables) -> tuple[list[str], list, list]:
+    """The select list of ``tables`` ((model, alias) pairs): every concrete column, quoted, with
+    the converters the ORM would apply to each."""
     quote = conn.ops.quote_name
-    tables = [(Assignment, "a"), (Offer, "o"), (Product, "p"), (Variant, "v")]
     columns, models, converters = [], [], []
     for model, alias in tables:
         fields = model._meta.concrete_fields
@@ -100,8 +125,37 @@ def _landing_read(conn) -> _LandingRead:
             if found:
                 converters.append((len(columns), found, expression))
             columns.append(f"{alias}.{quote(field.column)}")
-    table = {model: quote(model._meta.db_table) for model, _ in tables}
+    return columns, models, converters
+
+
+def _instances(read: _Read, row, first: int = 0) -> list:
+    """One model instance per table of ``read`` from one row (``None`` for an outer join's
+    missing row), from its ``first`` table on (``None`` for those before)."""
+    row = list(row)
+    skip = sum(len(names) for _, names in read.models[:first])
+    for position, converters, expression in read.converters:
+        if position >= skip:
+            for converter in converters:
+                row[position] = converter(row[position], expression, connection)
+    instances = [None] * first
+    start = skip
+    for model, names in read.models[first:]:
+        values = row[start : start + len(names)]
+        start += len(names)
+        instances.append(None if values[0] is None else model.from_db(connection.alias, names, values))
+    return instances
+
+
+def _landing_reads(conn) -> _LandingReads:
+    reads = _LANDING_READS.get(conn.vendor)
+    if reads is not None:
+        return reads
+    from offers.models import Offer, Product, Variant
+
+    quote = conn.ops.quote_name
+    table = {model: quote(model._meta.db_table) for model in (Assignment, Offer, Product, Variant)}
     # Built from the models' own table and column names, quoted; the values are parameters.
+    columns, models, converters = _columns(conn, [(Assignment, "a"), (Offer, "o"), (Product, "p"), (Variant, "v")])
     base = (
         f"SELECT {', '.join(columns)} FROM {table[Assignment]} a"  # noqa: S608
         f" INNER JOIN {table[Offer]} o ON a.{quote('offer_id')} = o.{quote('id')}"
@@ -109,9 +163,22 @@ def _landing_read(conn) -> _LandingRead:
         f" LEFT OUTER JOIN {table[Variant]} v ON a.{quote('variant_id')} = v.{quote('id')}"
         f" WHERE o.{quote('slug')} = %s AND a.{{}} = %s LIMIT 1"
     )
-    read = _LandingRead((base.format(quote("visitor")), base.format(quote("customer_id"))), models, converters)
-    _LANDING_READS[conn.vendor] = read
-    return read
+    assignment = _Read((base.format(quote("visitor")), base.format(quote("customer_id"))), models, converters)
+    columns, models, converters = _columns(conn, [(Offer, "o"), (Product, "p"), (Variant, "v")])
+    order = ", ".join(f"v.{quote(Variant._meta.get_field(name).column)}" for name in Variant._meta.ordering)
+    offer = _Read(
+        (
+            f"SELECT {', '.join(columns)} FROM {table[Offer]} o"  # noqa: S608
+            f" INNER JOIN {table[Product]} p ON o.{quote('product_id')} = p.{quote('id')}"
+            f" LEFT OUTER JOIN {table[Variant]} v ON v.{quote('offer_id')} = o.{quote('id')}"
+            f" WHERE o.{quote('slug')} = %s AND o.{quote('status')} <> %s ORDER BY {order}",
+        ),
+        models,
+        converters,
+    )
+    reads = _LandingReads(assignment, offer)
+    _LANDING_READS[conn.vendor] = reads
+    return reads
 
 
 def arms_of_visitor(*, offer_ids, customer_id: int | None, visitor: str | None) -> dict[int, Assignment]:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Max, Q, Value, When
+from django.db.models.constants import OnConflict
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -225,22 +226,49 @@ def assignment_for_visitor(
         first_seen_at=at,
         source=Assignment.Source.WEB,
     )
-    try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
-                row.save(force_insert=True)
-        else:
-            # One INSERT in autocommit is its own transaction: BEGIN and COMMIT around it would
-            # only add two round trips to every first view.
-            row.save(force_insert=True)
-    except IntegrityError:
+    if not _insert_unless_taken(row):
         # Another request of the same visitor inserted first: theirs stands, and it has the same
         # arm (the same hash), so what this visitor sees does not depend on who won.
         known = assignment_get(offer_id=offer.pk, customer_id=customer.pk if customer else None, visitor=visitor)
         if known is None:
-            raise
+            raise IntegrityError(f"assignment of {key} to {offer.slug} neither inserted nor found")
         return known
     return row
+
+
+_ASSIGNMENT_INSERTS: dict[str, tuple[str, list]] = {}
+
+
+def _insert_unless_taken(row: Assignment) -> bool:
+    """Insert ``row``, or nothing when the unique constraints say it is there already: one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (PostgreSQL and SQLite alike), True when
+    this one was inserted. No IntegrityError, so no savepoint inside a caller's transaction,
+    and in autocommit the statement is its own transaction: a first view's write is one round
+    trip. The SQL is built once per process from the model, like the landing page's reads
+    (trials/selectors.py); the values go through each field's own preparation, as in save()."""
+    built = _ASSIGNMENT_INSERTS.get(connection.vendor)
+    if built is None:
+        quote = connection.ops.quote_name
+        meta = Assignment._meta
+        fields = [field for field in meta.concrete_fields if not field.primary_key]
+        conflict = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+        built = (
+            # Built from the model's own table and column names, quoted; the values are parameters.
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"  # noqa: S608
+            f" VALUES ({', '.join(['%s'] * len(fields))}) {conflict} RETURNING {quote(meta.pk.column)}",
+            fields,
+        )
+        _ASSIGNMENT_INSERTS[connection.vendor] = built
+    sql, fields = built
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields])
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    row.pk = inserted[0]
+    row._state.adding = False  # what save() leaves: a row of this database
+    row._state.db = connection.alias
+    return True
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,28 @@
 the date of the first charge and its terms exactly as they are generated, in the visitor's
 language, and says plainly why an offer cannot be claimed when it cannot."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.template.loader import render_to_string
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
 from accounts.models import User
 from billing.models import Purchase
-from offers import services, views
+from offers import page_cache, services, views
 from offers.landing import landing_context, offer_html
 from offers.models import Offer, Product, Variant
 from offers.rules import HOLDOUT, arm_for
 from offers.terms import offer_terms
+from offers.translation import words_set
 from tests import factories
 from tests.factories import NOW
 from trials import services as trial_services
@@ -444,6 +449,157 @@ def test_the_next_day_the_dates_move_with_it(client, marketer):
 
     assert escape("June 16, 2026") in html
     assert_shows_terms(html, offer, "en", at=VISIT + timedelta(days=1))
+
+
+# Each edit a marketer can make that changes the page, through the service the console calls. The
+# page of a visitor who already saw it (returning) and of a new one (first visit) both show it at
+# once: every cache in front of it (the shared one, this process's, the anonymous page's) is
+# keyed by what it shows.
+def _renamed(offer, marketer):
+    services.offer_update(offer=offer, actor=marketer, values={"name": "Espresso sampler"}, at=VISIT)
+
+
+def _promised_more(offer, marketer):
+    services.offer_update(offer=offer, actor=marketer, values={"promise": "Now with a grinder."}, at=VISIT)
+
+
+def _reminded_earlier(offer, marketer):
+    services.offer_update(offer=offer, actor=marketer, values={"reminder_days": [5]}, at=VISIT)
+
+
+def _repriced(offer, marketer):
+    services.product_update(product=offer.product, price_amount=1999)
+
+
+def _product_renamed(offer, marketer):
+    services.product_update(product=offer.product, name="Beans 2 kg")
+
+
+def _translated(offer, marketer):
+    words_set(obj=offer, words={"name_de": "Kaffeeprobe", "promise_de": "Die Bohnen unserer Cafés, zu Hause."})
+
+
+def _product_translated(offer, marketer):
+    words_set(obj=offer.product, words={"name_de": "Bohnen, 1 kg"})
+
+
+def _paused_now(offer, marketer):
+    services.offer_pause(offer=offer, actor=marketer, at=VISIT)
+
+
+def _ended_now(offer, marketer):
+    services.offer_end(offer=offer, actor=marketer, at=VISIT)
+
+
+def _resumed(offer, marketer):
+    services.offer_resume(offer=offer, actor=marketer, at=VISIT)
+
+
+@pytest.mark.parametrize(
+    ("edit", "language", "gone", "shows"),
+    [
+        (_renamed, "en", "Coffee sampler", "Espresso sampler"),
+        (_promised_more, "en", "The same beans our cafés brew", "Now with a grinder."),
+        (_reminded_earlier, "en", "June 12, 2026", "June 10, 2026"),  # the reminder: 3 days before → 5
+        (_repriced, "en", "€9.99", "€19.99"),
+        (_product_renamed, "en", None, "Beans 2 kg"),
+        (_translated, "de", "Coffee sampler", "Kaffeeprobe"),
+        (_product_translated, "de", None, "Bohnen, 1 kg"),
+        (_paused_now, "en", "Sign up to claim", "This offer is paused for the moment."),
+        (_ended_now, "en", "Sign up to claim", "This offer has ended and can no longer be claimed."),
+    ],
+)
+def test_every_edit_shows_at_once_to_returning_and_new_visitors(client, marketer, edit, language, gone, shows):
+    club = factories.product(sku="coffee-club", name="Coffee club", price_amount=999, interval="month")
+    offer = launched(marketer, kind="free_trial", product_=club, reminder_days=[3])
+    before = page(visit(client, offer, HTTP_ACCEPT_LANGUAGE=language))
+    assert escape(shows) not in before
+    assert gone is None or escape(gone) in before
+
+    edit(offer, marketer)
+
+    for who in (client, Client()):  # the same visitor again, and a new one
+        html = page(visit(who, offer, HTTP_ACCEPT_LANGUAGE=language))
+        assert escape(shows) in html
+        assert gone is None or escape(gone) not in html
+    assert Assignment.objects.count() == 2
+
+
+def test_a_resumed_offer_can_be_claimed_again_at_once(client, marketer):
+    offer = services.offer_pause(offer=launched(marketer), actor=marketer, at=VISIT - timedelta(minutes=5))
+    assert "Sign up to claim" not in page(visit(client, offer))
+
+    _resumed(offer, marketer)
+
+    for who in (client, Client()):
+        html = page(visit(who, offer))
+        assert "Sign up to claim" in html and "paused" not in html
+
+
+def test_a_variant_changed_in_the_database_shows_at_once(client, marketer):
+    # The console refuses to change a launched offer's variants (they are locked); an import or
+    # a fix in the database still must not leave the old terms on the page.
+    offer = launched(marketer, kind="free_trial")
+    assert escape("July 1, 2026") not in page(visit(client, offer))
+
+    Variant.objects.filter(offer=offer).update(trial_days=30)
+
+    for who in (client, Client()):
+        assert escape("July 1, 2026") in page(visit(who, offer))
+
+
+# --- The anonymous page, its layout rendered once ---------------------------------------------------
+def _no_token(html: str) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', 'name="csrfmiddlewaretoken" value=""', html)
+
+
+def test_the_anonymous_page_is_exactly_what_rendering_it_afresh_gives_but_for_its_own_token(client, marketer):
+    offer = launched(marketer, kind="free_trial")
+    path = reverse("offer_landing", kwargs={"slug": offer.slug}) + "?utm_source=mail&x=<b>"
+    with time_machine.travel(VISIT, tick=False):
+        served = [client.get(path).content.decode() for _ in range(2)]  # the second from the stored page
+        request = RequestFactory().get(path)
+        request.user = AnonymousUser()
+        request.session = {}
+        request._messages = ()
+        html, context = offer_html(offer=offer, variant=offer.variants.get(), language="en", at=VISIT, anonymous=True)
+        context.update({"offer": offer, "product": offer.product, "body_html": html, "landing_url": request.path,
+                        "visitor_problem": ""})  # fmt: skip
+        with translation.override("en"):
+            fresh = render_to_string("offers/landing.html", context, request=request)
+
+    assert _no_token(served[0]) == _no_token(served[1]) == _no_token(fresh)
+    assert 'name="next" type="hidden" value="/o/coffee-sampler/?utm_source=mail&amp;x=%3Cb%3E"' in served[1]
+    assert page_cache.CSRF_MARK not in served[1] and page_cache.PATH_MARK not in served[1]
+
+
+def test_each_anonymous_visitor_gets_a_token_that_works_with_their_own_cookie(marketer):
+    offer = launched(marketer)
+    for _ in range(2):
+        browser = Client(enforce_csrf_checks=True)
+        html = page(visit(browser, offer))
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+        changed = browser.post(reverse("set_language"), {"language": "de", "next": "/", "csrfmiddlewaretoken": token})
+
+        assert changed.status_code == 302
+        assert browser.cookies[settings.LANGUAGE_COOKIE_NAME].value == "de"
+    refused = Client(enforce_csrf_checks=True).post(
+        reverse("set_language"), {"language": "de", "csrfmiddlewaretoken": token}
+    )
+    assert refused.status_code == 403  # the token without its cookie
+
+
+def test_an_anonymous_visitor_with_a_message_waiting_sees_it_once(client, marketer, customer):
+    offer = launched(marketer)
+    page(visit(client, offer))  # the anonymous page is stored
+    client.force_login(customer)
+    client.post(reverse("account_logout"))  # "You have logged out.", shown on the next page
+
+    first, second = page(visit(client, offer)), page(visit(client, offer))
+
+    assert "You have logged out." in first
+    assert "You have logged out." not in second
 
 
 # --- The storefront ------------------------------------------------------------------------------

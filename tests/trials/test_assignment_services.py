@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from offers import rules
 from offers import services as offer_services
+from offers.models import Offer
 from tests import factories
 from tests.factories import NOW
 from trials import selectors, services
@@ -209,3 +211,43 @@ def test_the_landing_pages_prebuilt_read_gives_what_the_orm_gives(marketer, cust
         assert _values(read.variant) == _values(orm.variant)
         assert read.variant.effective_trial_days == orm.variant.effective_trial_days
     assert selectors.assignment_for_landing(slug="no-such-offer", customer_id=None, visitor=visitor(0)) is None
+
+
+@pytest.mark.django_db
+def test_the_first_visits_prebuilt_read_gives_the_offer_its_product_and_variants_as_the_orm_does(marketer):
+    offer = offer_services.offer_launch(
+        offer=factories.offer(actor=marketer, variants=VARIANTS, allowed_countries=["IT"]), actor=marketer, at=NOW
+    )
+    orm = Offer.objects.select_related("product").get(pk=offer.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        read = selectors.offer_for_landing(slug=offer.slug)
+        variants = list(read.variants.all())
+        kinds = [variant.effective_kind for variant in variants]  # falls back to the offer's, read already
+
+    assert len(queries) == 1
+    assert _values(read) == _values(orm) and _values(read.product) == _values(orm.product)
+    assert [_values(variant) for variant in variants] == [_values(variant) for variant in orm.variants.all()]
+    assert kinds == [orm.kind, orm.kind]
+    assert selectors.offer_for_landing(slug="no-such-offer") is None
+
+
+@pytest.mark.django_db
+def test_a_draft_is_not_read_for_the_public(marketer):
+    draft = factories.offer(actor=marketer)
+
+    assert selectors.offer_for_landing(slug=draft.slug) is None
+
+
+@pytest.mark.django_db
+def test_a_first_view_that_loses_the_race_inside_a_transaction_returns_the_winner_and_leaves_it_usable(offer):
+    # new_visitor skips the read, as for a cookie id just drawn: the insert itself meets the row.
+    with transaction.atomic():
+        first = services.assignment_for_visitor(offer=offer, visitor=visitor(7), at=NOW, new_visitor=True)
+        second = services.assignment_for_visitor(offer=offer, visitor=visitor(7), at=LATER, new_visitor=True)
+        still_usable = Assignment.objects.count()
+
+    assert second.pk == first.pk and second.arm == first.arm and second.assigned_at == NOW
+    assert still_usable == 1
+    first.refresh_from_db()  # the returned row is a saved row of this database
+    assert first.visitor == visitor(7) and first.source == Assignment.Source.WEB
