@@ -163,6 +163,7 @@ def test_a_paid_physical_sample_with_its_address(live_server, page, marketer):
     expect(postal_code.locator(".field__error")).to_have_text(
         "This postal code does not look right for the country chosen. Expected: 5 digits, e.g. 10115."
     )
+    expect(page.get_by_label("Postal code")).to_have_attribute("aria-invalid", "true")
     assert not Trial.objects.exists()
     expect(page.get_by_label("City")).to_have_value("Berlin")  # the rest is kept as typed
     page.get_by_label("Postal code").fill("10115")
