@@ -106,7 +106,7 @@ def _keep_the_pages(item) -> list[Path]:
             html.write_text(page.content(), encoding="utf-8")
         except Error as exc:  # the page crashed or was closed: say so, keep the failure as it is
             html.write_text(f"<!-- the page could not be saved: {exc} -->", encoding="utf-8")
-        kept += [png, html]
+        kept += [path for path in (png, html) if path.exists()]
     return kept
 
 

@@ -174,10 +174,10 @@ def test_a_paid_physical_sample_with_its_address(live_server, page, marketer):
     page.wait_for_url(f"{live_server.url}/me/")
     trial = Trial.objects.get(customer__email="ugo@example.com")
     assert trial.status == Trial.Status.ACTIVE
-    assert trial.shipping_address == {
-        **trial.shipping_address,
-        "line1": "Invalidenstraße 1", "postal_code": "10115", "city": "Berlin", "country": "DE",
-    }  # fmt: skip
+    address = trial.shipping_address
+    assert (address["line1"], address["postal_code"], address["city"], address["country"]) == (
+        "Invalidenstraße 1", "10115", "Berlin", "DE",
+    )  # fmt: skip
     (charge,) = Purchase.objects.filter(trial_id=trial.pk)
     assert (charge.kind, charge.amount, charge.currency) == ("sample", 300, "EUR")
     expect(page.locator("table").first).to_contain_text(money_format(300, "EUR", "en"))
