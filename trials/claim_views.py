@@ -26,14 +26,16 @@ from trials.models import Trial
 # Postal codes of the countries we ship to most. A table of patterns rather than a library:
 # the ones on PyPI either pull in large data sets or only format addresses; a wrong match here
 # only asks the customer to look again. Other countries: any 2-10 letters, digits, spaces, dashes.
+# The examples are shown to the customer, so they are in the page's language (lazily: this table
+# is built once, at import, before any request has chosen a language).
 POSTAL_CODES = {
-    "DE": (r"\d{5}", "5 digits, e.g. 10115"),
-    "FR": (r"\d{5}", "5 digits, e.g. 75001"),
-    "IT": (r"\d{5}", "5 digits, e.g. 00100"),
-    "PL": (r"\d{2}-\d{3}", "2 digits, a dash and 3 digits, e.g. 00-950"),
-    "GB": (r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}", "e.g. SW1A 1AA"),
-    "US": (r"\d{5}(-\d{4})?", "5 digits, or 5+4, e.g. 10001 or 10001-1234"),
-    "RU": (r"\d{6}", "6 digits, e.g. 101000"),
+    "DE": (r"\d{5}", gettext_lazy("5 digits, e.g. 10115")),
+    "FR": (r"\d{5}", gettext_lazy("5 digits, e.g. 75001")),
+    "IT": (r"\d{5}", gettext_lazy("5 digits, e.g. 00100")),
+    "PL": (r"\d{2}-\d{3}", gettext_lazy("2 digits, a dash and 3 digits, e.g. 00-950")),
+    "GB": (r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}", gettext_lazy("e.g. SW1A 1AA")),
+    "US": (r"\d{5}(-\d{4})?", gettext_lazy("5 digits, or 5+4, e.g. 10001 or 10001-1234")),
+    "RU": (r"\d{6}", gettext_lazy("6 digits, e.g. 101000")),
 }
 OTHER_POSTAL_CODE = r"[A-Z0-9][A-Z0-9 -]{1,9}"
 

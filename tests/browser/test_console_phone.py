@@ -8,13 +8,7 @@ import pytest
 from django.test import Client
 
 from tests import factories
-
-
-def _fits_the_screen(page) -> bool:
-    """Nothing wider than the phone's screen (not merely than the layout viewport, which a
-    mobile browser widens to fit content that overflows)."""
-    width = page.viewport_size["width"]
-    return page.evaluate(f"window.innerWidth === {width} && document.documentElement.scrollWidth <= {width}")
+from tests.browser.journey import fits_the_screen
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,7 +22,7 @@ def test_the_offer_form_with_errors_on_a_phone(live_server, phone, marketer, tmp
 
     phone.goto(f"{live_server.url}/console/offers/new/")
     # A phone lays the page out wider than its screen (and shrinks it) when anything overflows.
-    assert _fits_the_screen(phone)
+    assert fits_the_screen(phone)
     phone.get_by_label("Name").first.fill("Coffee sampler")
     phone.get_by_label("Slug").fill("Coffee Sampler")
     phone.get_by_label("Reminders (days before the end)").fill("seven")
@@ -41,7 +35,7 @@ def test_the_offer_form_with_errors_on_a_phone(live_server, phone, marketer, tmp
     for field in ("id_slug", "id_reminder_days"):
         assert banner.locator(f'a[href="#{field}"]').count() == 1
         assert phone.locator(f"#{field}").get_attribute("aria-invalid") == "true"
-    assert _fits_the_screen(phone)
+    assert fits_the_screen(phone)
 
     # The variants table is wider than the phone: it scrolls inside its box, which takes focus.
     box = phone.locator(".table-wrap", has=phone.locator("table.variants"))

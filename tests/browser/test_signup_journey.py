@@ -5,15 +5,13 @@ import re
 import pytest
 from django.core import mail
 
-
-def _fits_the_screen(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+from tests.browser.journey import fits_the_screen
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_signs_up_verifies_and_lands_on_their_page(live_server, phone):
     phone.goto(f"{live_server.url}/")
-    assert _fits_the_screen(phone)
+    assert fits_the_screen(phone)
     phone.get_by_role("link", name="Sign up").click()
 
     phone.get_by_label("Email").fill("lena@example.com")
@@ -23,7 +21,7 @@ def test_a_customer_signs_up_verifies_and_lands_on_their_page(live_server, phone
 
     phone.wait_for_url(re.compile(r"/accounts/confirm-email/$"))
     assert "Verify your email address" in phone.content()
-    assert _fits_the_screen(phone)
+    assert fits_the_screen(phone)
     assert len(mail.outbox) == 1
     link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+/)", mail.outbox[0].body).group(1)
 

@@ -138,6 +138,21 @@ def test_a_physical_sample_checks_the_postal_code_per_country(logged_in, custome
         assert not Trial.objects.exists()
 
 
+def test_the_postal_code_example_is_in_the_pages_language(logged_in, marketer, monkeypatch):
+    # Any translation at all, told apart from the English it stands for: the example was once a
+    # plain string, shown in English on every page.
+    from django.utils import translation
+
+    english = translation._trans.gettext
+    monkeypatch.setattr(translation._trans, "gettext", lambda message: f"«{english(message)}»")
+    offer = live(marketer, physical=True)
+    landing(logged_in, offer)
+    address = {"line1": "Street 1", "postal_code": "1011", "city": "Town", "country": "DE", "consent": "on"}
+    response = logged_in.post(f"/o/{offer.slug}/claim/", address)
+    assert response.status_code == 400
+    assert "«Expected: «5 digits, e.g. 10115».»" in response.content.decode()
+
+
 def test_a_physical_sample_names_each_missing_field(logged_in, marketer):
     offer = live(marketer, physical=True)
     landing(logged_in, offer)
