@@ -82,10 +82,18 @@ def test_a_card_trial_is_reminded_on_its_days_converts_on_its_end_day_and_renews
     assert clock_runs(trial.ends_at)["converted"] == 1
     assert clock_runs(trial.ends_at + timedelta(minutes=1))["converted"] == 0
     trial.refresh_from_db()
-    assert (trial.status, trial.converted_at) == (Trial.Status.CONVERTED, trial.ends_at)
     (conversion,) = Purchase.objects.filter(customer=trial.customer)
     assert (conversion.kind, conversion.amount, conversion.trial) == ("regular", 1500, trial)
     assert conversion.external_id.startswith("in_")  # the subscription's first invoice
+    # Converted when Stripe took the money (localstripe's real clock), the time the webhook gives too.
+    assert (trial.status, trial.converted_at) == (Trial.Status.CONVERTED, conversion.purchased_at)
+
+    # The first invoice's own webhook, when it comes, adds nothing.
+    (first_paid,) = events_about(conversion.external_id, "invoice.payment_succeeded", since=since)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_event(client, first_paid).status_code == 200
+    assert StripeEvent.objects.get(event_id=first_paid["id"]).status == StripeEvent.Status.PROCESSED
+    assert list(Purchase.objects.filter(customer=trial.customer)) == [conversion]
 
     # A month later Stripe bills the renewal; its webhook records the repeat purchase.
     stripe_customer = trial.consent.stripe_customer_id
