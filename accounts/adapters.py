@@ -63,19 +63,19 @@ class AccountAdapter(DefaultAccountAdapter):
         # A new account keeps the language it was opened in, so that mail written later without
         # a request (reminders, receipts) is in it too. The switcher changes it afterwards.
         user.preferred_language = user.preferred_language or supported(translation.get_language() or "")
-        return super().save_user(request, user, form, commit=commit)
+        user = super().save_user(request, user, form, commit=commit)
+        if commit:
+            # A new account is not logged in until its email is verified, maybe on another
+            # device without this cookie: the arm this visitor saw becomes the account's now.
+            _join_visitor(request, user)
+        return user
 
     def login(self, request, user):
-        # Signup logs in through here too, so this one place joins the visitor's anonymous
-        # assignments (their cookie id) to the account before the redirect back to the offer,
-        # and gives an account without a language the one this visitor chose before logging in.
-        from offers.views import visitor_id  # the cookie belongs to the public pages
-        from trials.services import assignments_join
-
+        # Every login joins the visitor's anonymous assignments (their cookie id) to the account
+        # before the redirect back to the offer, and gives an account without a language the one
+        # this visitor chose before logging in.
         super().login(request, user)
-        visitor = visitor_id(request)
-        if visitor:
-            assignments_join(customer=user, visitor=visitor)
+        _join_visitor(request, user)
         chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
         if not user.preferred_language and chosen:
             user_language_set(user=user, language=chosen)
@@ -94,3 +94,12 @@ class AccountAdapter(DefaultAccountAdapter):
         if EXECUTIVE in roles:
             return reverse("dashboard:home")
         return reverse("me")
+
+
+def _join_visitor(request, user) -> None:
+    from offers.views import visitor_id  # the cookie belongs to the public pages
+    from trials.services import assignments_join
+
+    visitor = visitor_id(request)
+    if visitor:
+        assignments_join(customer=user, visitor=visitor)
