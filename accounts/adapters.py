@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.sites.shortcuts import get_current_site
 from django.urls import reverse
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from accounts.emails import email_queue
 from accounts.languages import supported, user_language, user_language_set
@@ -63,6 +64,7 @@ class AccountAdapter(DefaultAccountAdapter):
         # A new account keeps the language it was opened in, so that mail written later without
         # a request (reminders, receipts) is in it too. The switcher changes it afterwards.
         user.preferred_language = user.preferred_language or supported(translation.get_language() or "")
+        user.signed_up_from = _local_next(request)
         user = super().save_user(request, user, form, commit=commit)
         if commit:
             # A new account is not logged in until its email is verified, maybe on another
@@ -80,6 +82,17 @@ class AccountAdapter(DefaultAccountAdapter):
         if not user.preferred_language and chosen:
             user_language_set(user=user, language=chosen)
 
+    def get_email_verification_redirect_url(self, email_address):
+        # Only asked when the link was opened without the signup's session (in the same browser
+        # allauth resumes the signup and its ``next``): another device goes back to the offer,
+        # through the login page when it is not logged in there.
+        back = email_address.user.signed_up_from
+        if not back:
+            return super().get_email_verification_redirect_url(email_address)
+        if self.request.user.is_authenticated:
+            return back
+        return f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+
     def get_signup_redirect_url(self, request):
         return self.get_login_redirect_url(request)
 
@@ -94,6 +107,12 @@ class AccountAdapter(DefaultAccountAdapter):
         if EXECUTIVE in roles:
             return reverse("dashboard:home")
         return reverse("me")
+
+
+def _local_next(request) -> str:
+    """The request's ``next`` if it is a page of this site given by its path, else ""."""
+    url = request.POST.get("next") or request.GET.get("next") or ""
+    return url if url.startswith("/") and url_has_allowed_host_and_scheme(url, allowed_hosts=None) else ""
 
 
 def _join_visitor(request, user) -> None:
