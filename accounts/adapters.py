@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.sites.shortcuts import get_current_site
 from django.urls import reverse
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from accounts.emails import email_queue
 from accounts.languages import supported, user_language, user_language_set
@@ -63,22 +64,34 @@ class AccountAdapter(DefaultAccountAdapter):
         # A new account keeps the language it was opened in, so that mail written later without
         # a request (reminders, receipts) is in it too. The switcher changes it afterwards.
         user.preferred_language = user.preferred_language or supported(translation.get_language() or "")
-        return super().save_user(request, user, form, commit=commit)
+        user.signed_up_from = _local_next(request)
+        user = super().save_user(request, user, form, commit=commit)
+        if commit:
+            # A new account is not logged in until its email is verified, maybe on another
+            # device without this cookie: the arm this visitor saw becomes the account's now.
+            _join_visitor(request, user)
+        return user
 
     def login(self, request, user):
-        # Signup logs in through here too, so this one place joins the visitor's anonymous
-        # assignments (their cookie id) to the account before the redirect back to the offer,
-        # and gives an account without a language the one this visitor chose before logging in.
-        from offers.views import visitor_id  # the cookie belongs to the public pages
-        from trials.services import assignments_join
-
+        # Every login joins the visitor's anonymous assignments (their cookie id) to the account
+        # before the redirect back to the offer, and gives an account without a language the one
+        # this visitor chose before logging in.
         super().login(request, user)
-        visitor = visitor_id(request)
-        if visitor:
-            assignments_join(customer=user, visitor=visitor)
+        _join_visitor(request, user)
         chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
         if not user.preferred_language and chosen:
             user_language_set(user=user, language=chosen)
+
+    def get_email_verification_redirect_url(self, email_address):
+        # Only asked when the link was opened without the signup's session (in the same browser
+        # allauth resumes the signup and its ``next``): another device goes back to the offer,
+        # through the login page when it is not logged in there.
+        back = email_address.user.signed_up_from
+        if not back:
+            return super().get_email_verification_redirect_url(email_address)
+        if self.request.user.is_authenticated:
+            return back
+        return f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': back})}"
 
     def get_signup_redirect_url(self, request):
         return self.get_login_redirect_url(request)
@@ -94,3 +107,18 @@ class AccountAdapter(DefaultAccountAdapter):
         if EXECUTIVE in roles:
             return reverse("dashboard:home")
         return reverse("me")
+
+
+def _local_next(request) -> str:
+    """The request's ``next`` if it is a page of this site given by its path, else ""."""
+    url = request.POST.get("next") or request.GET.get("next") or ""
+    return url if url.startswith("/") and url_has_allowed_host_and_scheme(url, allowed_hosts=None) else ""
+
+
+def _join_visitor(request, user) -> None:
+    from offers.views import visitor_id  # the cookie belongs to the public pages
+    from trials.services import assignments_join
+
+    visitor = visitor_id(request)
+    if visitor:
+        assignments_join(customer=user, visitor=visitor)

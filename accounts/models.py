@@ -44,6 +44,9 @@ class User(AbstractUser):
     # The customer's id in another system (a shop, a till), from history imports.
     external_id = models.CharField(_("external id"), max_length=255, null=True, blank=True, unique=True)
     stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The local page the account was opened from (the signup's ``next``, e.g. an offer), so that a
+    # verification link opened on another device, without the signup's session, leads back there.
+    signed_up_from = models.CharField(max_length=2000, blank=True, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

@@ -705,6 +705,18 @@ def subscription_cancel_at_period_end(*, subscription_id: str, timeout: float | 
     return _period_of(_as_dict(data))
 
 
+@_read("subscription")
+def subscription_cancel_now(*, subscription_id: str, timeout: float | None = None) -> str:
+    """End a subscription at once, charging nothing more; returns its status. For the incomplete
+    one a declined first payment leaves behind, whose open invoice could otherwise still be paid
+    (by Stripe's retries, or a card update) until it expires. One already ended is left as it is."""
+    api = client(timeout=timeout).v1.subscriptions
+    status = _as_dict(_call(api.retrieve, subscription_id))["status"]
+    if status in ("canceled", "incomplete_expired"):
+        return status
+    return _as_dict(_call(api.cancel, subscription_id, {}, _options(f"cancel-{subscription_id}")))["status"]
+
+
 def payment_intent_find(*, customer_id: str, metadata: dict[str, str]) -> PaymentIntentResult | None:
     """The newest PaymentIntent of a customer carrying all of ``metadata``, or None: what a retry
     looks for before charging again, because localstripe ignores idempotency keys and Stripe

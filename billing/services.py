@@ -39,8 +39,8 @@ PAGE_STRIPE_TIMEOUT = 5.0
 # charged again by the next submit: with the same key, so Stripe answers with the same charge.
 CHARGING_LEASE = timedelta(minutes=2)
 # Subscription states in which the customer already has the product. Not ``incomplete``: a
-# first payment declined leaves one behind at Stripe (it expires there), and the customer may try
-# another card.
+# first payment declined leaves one behind at Stripe (cancelled at once, ``_declined``), and the
+# customer may try another card.
 SUBSCRIBED = ("active", "trialing", "past_due")
 
 
@@ -143,6 +143,25 @@ def _failed(checkout: Checkout, *, reason: str, at: datetime) -> None:
     )
 
 
+def _declined(checkout: Checkout, *, reason: str, at: datetime) -> None:
+    """The charge was declined: the checkout failed, and the incomplete subscription it made (if
+    any) is cancelled at Stripe, after the commit (no lock held), so that its open first invoice
+    can never be paid later by surprise. If Stripe does not answer, it still expires there by
+    itself (within a day) and is said so in the log; the customer's answer does not wait."""
+    from billing import gateway
+
+    _failed(checkout, reason=reason, at=at)
+    if not checkout.stripe_subscription_id:
+        return
+    try:
+        gateway.subscription_cancel_now(subscription_id=checkout.stripe_subscription_id, timeout=PAGE_STRIPE_TIMEOUT)
+    except gateway.GatewayError as exc:
+        logger.warning(
+            "checkout %s: the incomplete subscription %s was not cancelled: %s",
+            checkout.pk, checkout.stripe_subscription_id, exc,
+        )  # fmt: skip
+
+
 def checkout_card(*, checkout: Checkout, at: datetime) -> CardStep:
     """The card step of an unfinished checkout: its SetupIntent, made once with no lock held (a
     reload finds it), or the 3-D Secure step it is waiting on. A SetupIntent the bank declined
@@ -208,10 +227,10 @@ def checkout_pay(
     except gateway.GatewayUnavailable as exc:
         raise BuyUnavailable(str(exc)) from exc
     except gateway.GatewayError as exc:
-        _failed(checkout, reason=f"declined: {exc.code or exc}", at=at)
+        _declined(checkout, reason=f"declined: {exc.code or exc}", at=at)
         raise _refused("card_declined", language) from exc
     if status != "succeeded":
-        _failed(checkout, reason=f"declined: {status}", at=at)
+        _declined(checkout, reason=f"declined: {status}", at=at)
         raise _refused("card_declined", language)
     try:
         return _record(checkout, at=at)

@@ -1,10 +1,12 @@
 """Customers sign up with their email, and must verify it before they can log in."""
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
+from django.test import Client
 
 from accounts.models import User
 
@@ -90,3 +92,43 @@ def test_password_reset_sends_a_link(client, customer):
 def test_the_user_model_uses_email_as_login():
     assert User.USERNAME_FIELD == "email"
     assert not hasattr(User, "username") or User.username is None
+
+
+def _sign_up(client, email: str, next_url: str):
+    response = client.post(
+        f"/accounts/signup/?{urlencode({'next': next_url})}",
+        {"email": email, "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response.status_code == 302
+    return _confirmation_link(mail.outbox[-1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verified_in_the_same_browser_the_signup_goes_back_to_its_page(client):
+    link = _sign_up(client, "vera@example.com", "/o/coffee-sampler/")
+
+    assert client.post(link).url == "/o/coffee-sampler/"
+    assert client.get("/me/").status_code == 200  # logged in by the confirmation
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verified_on_another_device_the_signup_goes_back_to_its_page_after_logging_in(client):
+    link = _sign_up(client, "vera@example.com", "/o/coffee-sampler/?arm=1")
+    phone = Client()
+
+    confirmed = phone.post(link)
+
+    assert EmailAddress.objects.get(email="vera@example.com").verified
+    assert confirmed.url == "/accounts/login/?next=%2Fo%2Fcoffee-sampler%2F%3Farm%3D1"
+    logged_in = phone.post(confirmed.url, {"login": "vera@example.com", "password": PASSWORD})
+    assert logged_in.url == "/o/coffee-sampler/?arm=1"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("next_url", ["https://evil.example/o/x/", "//evil.example/o/x/", "javascript:alert(1)"])
+def test_a_signup_next_on_another_site_is_not_remembered(client, next_url):
+    link = _sign_up(client, "vera@example.com", next_url)
+
+    assert User.objects.get().signed_up_from == ""
+    confirmed = Client().post(link)
+    assert confirmed.url == "/accounts/login/"  # allauth's own answer, as without a next

@@ -372,12 +372,5 @@ def refund_payment(*, payment_intent_id: str, amount: int, idempotency_key: str)
 subscription_create = gateway.subscription_create
 
 
-def subscription_cancel(*, subscription_id: str) -> str:
-    """Cancel a subscription now; returns its new status. Cancelling twice is harmless."""
-    api = gateway.client().v1.subscriptions
-    try:
-        return api.cancel(subscription_id).to_dict()["status"]
-    except stripe.StripeError:
-        if api.retrieve(subscription_id).status == "canceled":
-            return "canceled"
-        raise
+# Cancelling now, twice harmlessly: the app's own (the declined first payment of a purchase).
+subscription_cancel = gateway.subscription_cancel_now

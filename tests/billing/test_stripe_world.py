@@ -122,17 +122,22 @@ def test_a_payment_is_refunded_in_part_then_in_full(stripe_customer):
     assert sorted(r.amount for r in refunds) == [400, 2000]
 
 
-def test_a_subscription_starts_charged_and_cancels_once(stripe_customer):
+@pytest.mark.parametrize(
+    ("card", "status", "payment"),
+    [(CARD_OK, "active", "succeeded"), (CARD_DECLINES_OFF_SESSION, "incomplete", "requires_payment_method")],
+)
+def test_a_subscription_starts_charged_or_incomplete_and_cancels_once(stripe_customer, card, status, payment):
+    # Declined, the first payment leaves an incomplete subscription: what a purchase cancels.
     sku = _unique("club")
     price = gateway.price_sync(sku=sku, name="Coffee club", amount=1500, currency="eur", interval="month")
-    method = saved_card(customer_id=stripe_customer, number=CARD_OK, key=_unique("trial"))
+    method = saved_card(customer_id=stripe_customer, number=card, key=_unique("trial"))
 
     subscription = subscription_create(
         customer_id=stripe_customer, price_id=price, payment_method_id=method, idempotency_key=_unique("t")
     )
 
     assert subscription.id.startswith("sub_")
-    assert subscription.status == "active"
-    assert subscription.payment_intent_status == "succeeded"
+    assert (subscription.status, subscription.payment_intent_status) == (status, payment)
     assert subscription_cancel(subscription_id=subscription.id) == "canceled"
-    assert subscription_cancel(subscription_id=subscription.id) == "canceled"
+    assert gateway.client().v1.subscriptions.retrieve(subscription.id).status == "canceled"
+    assert subscription_cancel(subscription_id=subscription.id) == "canceled"  # again: left as it is

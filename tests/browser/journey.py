@@ -75,14 +75,19 @@ def consent_and_claim(page) -> None:
     page.get_by_role("button", name="Claim this offer").click()
 
 
-def save_the_card(page, number: str, *, bank_asks: bool = False) -> None:
-    """Type the card into localstripe's card element and save it. localstripe's Stripe.js plays
-    the bank's 3-D Secure step as a box on the page with a "Complete authentication" button."""
-    page.wait_for_url(re.compile(r"/claim/\d+/card/$"))
+def type_the_card(page, number: str) -> None:
+    """Type the card into localstripe's card element (the claim's card page and the buy page)."""
     card = page.locator("#card-element")
     for field, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123")):
         card.locator(f"input[placeholder={field}]").fill(value)
     card.locator("input[placeholder=postal_code]").fill("10115")
+
+
+def save_the_card(page, number: str, *, bank_asks: bool = False) -> None:
+    """Type the card into localstripe's card element and save it. localstripe's Stripe.js plays
+    the bank's 3-D Secure step as a box on the page with a "Complete authentication" button."""
+    page.wait_for_url(re.compile(r"/claim/\d+/card/$"))
+    type_the_card(page, number)
     page.get_by_role("button", name="Save the card and start the trial").click()
     if bank_asks:
         page.get_by_role("button", name="Complete authentication").click()

@@ -1,6 +1,6 @@
 """A customer's claim, end to end in Chromium against the live server and localstripe: from the
 offer, signed up and verified, the consent, the card (with and without 3-D Secure), the trial
-on /me/, and its cancellation; a no-card trial through to its buy link; a physical sample with
+on /me/, and its cancellation; a no-card trial through to its purchase; a physical sample with
 its address; and one journey on a phone."""
 
 import re
@@ -23,6 +23,7 @@ from tests.browser.journey import (
     sent_to,
     sign_up_from_the_offer,
     stripe_js_from,
+    type_the_card,
     watch_the_console,
 )
 from tests.support import CARD_NEEDS_3DS, CARD_OK
@@ -107,9 +108,10 @@ def test_a_card_trial_with_3d_secure_from_signup_to_cancelled(live_server, page,
     card_trial_journey(page, live_server.url, marketer, email="sven@example.com", card=CARD_NEEDS_3DS, bank_asks=True)
 
 
-def no_card_trial_journey(page, base_url, marketer, *, email: str) -> Trial:
+def no_card_trial_journey(page, base_url, marketer, *, email: str, buy_from: str) -> Trial:
     """A no-card trial, claimed and active on /me/, then over, with the email that invites the
-    customer to buy; returns the trial with the customer on its buy page."""
+    customer to buy; the customer follows its link (``buy_from="email"``) or the "Buy" button on
+    /me/ to the buy page, pays with card 4242, and the trial is converted by the purchase."""
     offer = live(marketer, kind="free_trial_no_card", slug="beans-trial", name="Beans trial")
     sign_up_from_the_offer(page, base_url, slug=offer.slug, email=email)
     consent_and_claim(page)
@@ -134,16 +136,47 @@ def no_card_trial_journey(page, base_url, marketer, *, email: str) -> Trial:
     page.reload()
     expect(shown.locator(".trial-card__status")).to_contain_text("Ended")
     expect(page.get_by_role("cell", name="Your trial of Beans trial has ended")).to_be_visible()
+    expect(page.get_by_text("No purchases yet.")).to_be_visible()
 
-    page.goto(base_url + link_in(ended, rf"/o/{offer.slug}/buy/"))
-    expect(page.get_by_role("heading", name="Beans 1 kg")).to_be_visible()
+    if buy_from == "email":
+        page.goto(base_url + link_in(ended, rf"/o/{offer.slug}/buy/"))
+    else:
+        shown.get_by_role("link", name="Buy Beans 1 kg").click()
+    page.wait_for_url(f"{base_url}/o/{offer.slug}/buy/")
+    expect(page.get_by_role("heading", name="Buy Beans 1 kg")).to_be_visible()
+    assert fits_the_screen(page)
+
+    type_the_card(page, CARD_OK)
+    page.get_by_role("button", name="Pay €24.00").click()
+
+    page.wait_for_url(f"{base_url}/me/")
+    expect(page.get_by_text("Thank you: you bought Beans 1 kg.")).to_be_visible()
+    (purchase,) = Purchase.objects.filter(customer=trial.customer)
+    assert (purchase.kind, purchase.amount, purchase.currency, purchase.product_id) == (
+        Purchase.Kind.REGULAR,
+        2400,
+        "EUR",
+        offer.product_id,
+    )
+    assert purchase.source == Purchase.Source.STRIPE and purchase.external_id.startswith("pi_")
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.CONVERTED and trial.converted_at is not None
+    expect(shown.locator(".trial-card__status")).to_contain_text("Converted")
+    # A one-off product can be bought again (a repeat purchase), so the button stays.
+    expect(shown.get_by_role("link", name="Buy Beans 1 kg")).to_be_visible()
+    row = page.get_by_role("region", name="Receipts and purchases").get_by_role("row").filter(has_text="Beans 1 kg")
+    expect(row).to_contain_text("Purchase")
+    expect(row).to_contain_text("€24.00")
     assert fits_the_screen(page)
     return trial
 
 
-def test_a_no_card_trial_through_to_its_buy_page(live_server, page, marketer):
-    no_card_trial_journey(page, live_server.url, marketer, email="ida@example.com")
-    # The purchase itself (issue 8, point 5) continues here, on the buy page the journey ends on.
+def test_a_no_card_trial_through_to_a_purchase_from_its_email(live_server, page, marketer):
+    no_card_trial_journey(page, live_server.url, marketer, email="ida@example.com", buy_from="email")
+
+
+def test_a_no_card_trial_through_to_a_purchase_from_the_account_page(live_server, page, marketer):
+    no_card_trial_journey(page, live_server.url, marketer, email="ada@example.com", buy_from="me")
 
 
 def test_a_card_trial_on_a_phone(live_server, phone, marketer):

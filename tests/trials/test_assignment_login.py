@@ -79,3 +79,27 @@ def test_at_signup_the_anonymous_assignment_joins_the_new_account(client, offer)
 
     anonymous.refresh_from_db()
     assert anonymous.customer_id == User.objects.get(email="nina@example.com").pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_signup_the_assignment_joins_before_the_email_is_verified_elsewhere(client, offer):
+    anonymous = view_anonymously(client, offer)
+
+    response = client.post(
+        reverse("account_signup"), {"email": "olga@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    )
+
+    # Not logged in yet (verification is mandatory), and already the account's arm: the link
+    # may be opened on a phone that never had this browser's cookie.
+    assert response.url == reverse("account_email_verification_sent")
+    assert "_auth_user_id" not in client.session
+    anonymous.refresh_from_db()
+    assert anonymous.customer_id == User.objects.get(email="olga@example.com").pk
+    phone = type(client)()
+    assert phone.post(_confirmation_link(mail.outbox[-1])).status_code == 302
+    phone.post(reverse("account_login"), {"login": "olga@example.com", "password": PASSWORD})
+    with time_machine.travel(VISIT + timedelta(hours=1), tick=False):
+        assert phone.get(reverse("offer_landing", kwargs={"slug": offer.slug})).status_code == 200
+    assert list(Assignment.objects.values_list("pk", "arm", "customer__email")) == [
+        (anonymous.pk, anonymous.arm, "olga@example.com")
+    ]
