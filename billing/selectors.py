@@ -5,19 +5,22 @@ from dataclasses import dataclass
 
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models import Checkout, Subscription
 from offers.terms import long_date
 
 # The customer's words for a subscription's state (Stripe's are the operators').
 SUBSCRIPTION_WORDS = {
-    "active": _("Active"),
-    "trialing": _("Active"),
+    # With a context: the word agrees with "subscription", which is not the same gender as "trial"
+    # in Italian, Russian, Polish and French.
+    "active": pgettext_lazy("subscription status", "Active"),
+    "trialing": pgettext_lazy("subscription status", "Active"),
     "past_due": _("Payment overdue"),
     "incomplete": _("Waiting for the first payment"),
     "unpaid": _("Unpaid"),
-    "canceled": _("Ended"),
-    "incomplete_expired": _("Ended"),
+    "canceled": pgettext_lazy("subscription status", "Ended"),
+    "incomplete_expired": pgettext_lazy("subscription status", "Ended"),
 }
 CANCELLABLE = ("active", "trialing", "past_due")
 

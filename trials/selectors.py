@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import F, Min, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import OutboxMessage
 from billing.models import Purchase
@@ -216,12 +217,12 @@ def customer_history(*, customer_id: int, product_id: int) -> History:
 # --- The customer's own page -------------------------------------------------------------------
 # The customer's words for a trial's state (the model's labels are the operators').
 STATUS_WORDS = {
-    Trial.Status.ACTIVE: _("Active"),
+    Trial.Status.ACTIVE: pgettext_lazy("trial status", "Active"),
     Trial.Status.CONVERTING: _("Being charged"),
     Trial.Status.CONVERTED: _("Converted to the paid product"),
     Trial.Status.PAYMENT_FAILED: _("Payment needs your attention"),
     Trial.Status.CANCELLED: _("Cancelled"),
-    Trial.Status.EXPIRED: _("Ended"),
+    Trial.Status.EXPIRED: pgettext_lazy("trial status", "Ended"),
     Trial.Status.ABANDONED: _("Not completed"),
 }
 PURCHASE_WORDS = {

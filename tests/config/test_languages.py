@@ -118,3 +118,16 @@ def test_every_page_renders_in_every_new_language(as_marketer, language):
     assert response.status_code in (200, 400)
     assert f'<html lang="{language}">' in response.content.decode()
     assert Offer.objects.count() == 2
+
+
+def test_a_status_word_agrees_with_the_noun_it_describes():
+    # "Active" and "Ended" describe a trial on one card and a subscription on the next; in
+    # Italian, Russian and Polish the two nouns differ in gender, so each has its own word.
+    from billing.selectors import SUBSCRIPTION_WORDS
+    from trials.models import Trial
+    from trials.selectors import STATUS_WORDS
+
+    expected = {"it": ("Attivo", "Attiva"), "ru": ("Активна", "Активен"), "pl": ("Aktywna", "Aktywny")}
+    for language, (subscription, trial) in expected.items():
+        with translation.override(language):
+            assert (str(SUBSCRIPTION_WORDS["active"]), str(STATUS_WORDS[Trial.Status.ACTIVE])) == (subscription, trial)
