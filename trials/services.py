@@ -132,12 +132,20 @@ def trial_expire(*, trial_id: int, at: datetime) -> bool:
     return bool(moved)
 
 
+STRIPE_TIME_RESOLUTION = timedelta(seconds=1)
+
+
 def trials_to_convert(*, customer_id: int, product_id: int, at: datetime) -> list[int]:
     """The customer's open trials of offers leading to this product, claimed before ``at``:
     the trials a full-price purchase at ``at`` converts. An ended (expired) trial converts only
     within its offer's conversion window, ``grace_days`` after its end (DESIGN.md, "Offer kinds")."""
+    # Stripe gives times in whole seconds: a payment made in the same second as the claim, but
+    # after it, carries a time up to a second before it. So "claimed before" allows that second.
     rows = Trial.objects.filter(
-        customer_id=customer_id, offer__product_id=product_id, claimed_at__lte=at, status__in=CONVERTIBLE
+        customer_id=customer_id,
+        offer__product_id=product_id,
+        claimed_at__lt=at + STRIPE_TIME_RESOLUTION,
+        status__in=CONVERTIBLE,
     ).values_list("pk", "status", "ends_at", "offer__grace_days")
     return [
         pk

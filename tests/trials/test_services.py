@@ -48,6 +48,23 @@ def test_a_conversion_moves_an_open_trial_once_with_an_event(offer):
     ]
 
 
+def test_a_payment_in_the_same_second_as_the_claim_converts_it(offer):
+    # Stripe's times are whole seconds: a purchase made 0.4 s after a claim at .6 s past the
+    # second carries the time of the second itself, before the claim.
+    claim_time = NOW.replace(microsecond=600_000)
+    trial = factories.trial(customer=User.objects.create_user(email="ann@example.com"), offer=offer,
+                            claimed_at=claim_time)  # fmt: skip
+    paid_at = claim_time.replace(microsecond=0) + timedelta(seconds=1)
+    found = services.trials_to_convert(customer_id=trial.customer_id, product_id=offer.product_id, at=paid_at)
+    assert found == [trial.pk]
+    stripe_time = claim_time.replace(microsecond=0)
+    found = services.trials_to_convert(customer_id=trial.customer_id, product_id=offer.product_id, at=stripe_time)
+    assert found == [trial.pk]
+    # A payment a whole second or more before the claim is not the claim's.
+    earlier = stripe_time - timedelta(seconds=1)
+    assert services.trials_to_convert(customer_id=trial.customer_id, product_id=offer.product_id, at=earlier) == []
+
+
 def test_a_cancelled_trial_stays_cancelled(offer):
     trial = claimed(offer, "ann@example.com", status=Trial.Status.CANCELLED)
 
