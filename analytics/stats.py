@@ -1,0 +1,475 @@
+"""The statistics behind ``docs/metrics.md``: intervals, tests and curves on plain numbers.
+
+Pure functions, no Django, standard library only: the normal distribution comes from
+``math.erfc`` / ``statistics.NormalDist``, and Student's t and the chi-square distribution from
+the regularized incomplete beta and gamma functions below (continued fractions, as in Press et
+al., *Numerical Recipes*, 3rd ed., §6.2 and §6.4), so the web process does not load scipy. The
+tests check every function against statsmodels, scipy and lifelines to 1e-6.
+
+A figure that cannot be computed is None, never 0: a proportion of nobody, the mean of an empty
+arm, a test whose standard error is zero. Callers show None as "no figure yet".
+"""
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+# The two-sided 95% normal quantile, Phi^-1(0.975) = 1.959963984540054 (statsmodels and scipy use
+# the same value, norm.isf(0.025)).
+Z95 = NormalDist().inv_cdf(0.975)
+# A split whose chi-square p-value is below this is flagged as broken (docs/metrics.md, "Checks").
+# So strict because the check runs on every offer every day: at 0.05 one offer in twenty would
+# be flagged by chance.
+SRM_ALPHA = 0.001
+
+
+# --- Proportions ---------------------------------------------------------------------------------
+def wilson(successes: int, n: int, *, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson's score interval for the proportion ``successes / n``; None when ``n`` is 0.
+
+        (p + z²/2n ± z sqrt(p(1 - p)/n + z²/4n²)) / (1 + z²/n),   p = successes / n
+
+    Wilson, E. B. (1927), JASA 22, 209-212; statsmodels' ``proportion_confint(method="wilson")``.
+    At 0 of n the lower bound is exactly 0, and at n of n the upper bound exactly 1, as in exact
+    arithmetic (rounding would otherwise leave them a hair inside).
+    """
+    _check_count(successes, n)
+    if n == 0:
+        return None
+    p = successes / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def newcombe(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float, float] | None:
+    """``(p1 - p2, lo, hi)``: the difference of two independent proportions with Newcombe's hybrid
+    score interval (his method 10, without continuity correction); None when an arm is empty.
+
+    With (l1, u1) and (l2, u2) the Wilson intervals of p1 and p2,
+
+        lo = d - sqrt((p1 - l1)² + (u2 - p2)²),   hi = d + sqrt((u1 - p1)² + (p2 - l2)²).
+
+    Newcombe, R. G. (1998), Statistics in Medicine 17, 873-890; statsmodels'
+    ``confint_proportions_2indep(method="newcomb")``.
+    """
+    interval1 = wilson(x1, n1)
+    interval2 = wilson(x2, n2)
+    if interval1 is None or interval2 is None:
+        return None
+    p1, p2 = x1 / n1, x2 / n2
+    (l1, u1), (l2, u2) = interval1, interval2
+    diff = p1 - p2
+    return (
+        diff,
+        diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
+
+
+def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float | None:
+    """Two-sided p-value of the pooled z-test of p1 = p2; None when an arm is empty, or when both
+    arms are all successes or all failures (the pooled standard error is 0 and no test exists).
+
+        z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2)),   p = (x1 + x2) / (n1 + n2),
+        p-value = 2 (1 - Phi(|z|)) = erfc(|z| / sqrt 2)
+
+    statsmodels' ``proportions_ztest`` (pooled, two-sided).
+    """
+    _check_count(x1, n1)
+    _check_count(x2, n2)
+    if n1 == 0 or n2 == 0:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance <= 0:
+        return None
+    z = (x1 / n1 - x2 / n2) / math.sqrt(variance)
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def per_claimer(diff: float | None, claim_rate: float | None) -> float | None:
+    """The effect on those who claimed: ``diff / claim_rate``, the Wald (instrumental-variable)
+    estimator with the offer as the instrument. The holdout cannot claim, so the difference in
+    claim rates is the variant's own claim rate. None when either is unknown or nobody claimed.
+
+    Angrist, Imbens and Rubin (1996), JASA 91, 444-455 (the "complier average causal effect").
+    """
+    if diff is None or claim_rate is None or claim_rate == 0:
+        return None
+    return diff / claim_rate
+
+
+# --- Means ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Moments:
+    """Sufficient statistics of a sample for its mean and variance: the count, the sum and the sum
+    of squares. Moments of disjoint samples add up to the moments of their union, which is what
+    lets a rollup store one row per key and a dashboard add rows instead of scanning purchases.
+
+    With integers (money in minor units, purchase counts) or Decimals (what the database's SUM of
+    a decimal column returns) the sums are exact, and so is the variance numerator below, up to
+    one final rounding: a constant sample has a standard deviation of exactly 0. With floats the
+    one-pass formula can lose digits when the mean is huge against the spread; the variance is
+    then clamped at 0. ``mean`` and ``variance`` are always floats.
+    """
+
+    n: int = 0
+    total: float = 0
+    total_sq: float = 0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Moments":
+        return cls(n=len(values), total=sum(values), total_sq=sum(v * v for v in values))
+
+    def __add__(self, other: "Moments") -> "Moments":
+        if not isinstance(other, Moments):
+            return NotImplemented
+        return Moments(n=self.n + other.n, total=self.total + other.total, total_sq=self.total_sq + other.total_sq)
+
+    @property
+    def mean(self) -> float | None:
+        """The sample mean; None for an empty sample."""
+        return None if self.n == 0 else float(self.total / self.n)
+
+    @property
+    def variance(self) -> float | None:
+        """The sample variance (n - 1 in the denominator); None below two observations.
+
+        s² = (n Σx² - (Σx)²) / (n (n - 1)), with the numerator computed before any division.
+        """
+        if self.n < 2:
+            return None
+        numerator = self.n * self.total_sq - self.total * self.total
+        return max(0.0, float(numerator / (self.n * (self.n - 1))))
+
+    @property
+    def sd(self) -> float | None:
+        """The sample standard deviation; None below two observations."""
+        variance = self.variance
+        return None if variance is None else math.sqrt(variance)
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Welch's comparison of two means. ``diff`` is always there; ``ci95``, ``p_value`` and ``df``
+    are None when the standard error is 0 (both samples constant): the data then show no
+    spread to measure uncertainty by, and a zero-width interval or a p-value of 0 would claim
+    a certainty the data do not give."""
+
+    diff: float
+    ci95: tuple[float, float] | None
+    p_value: float | None
+    df: float | None
+
+
+def welch(a: Moments, b: Moments) -> WelchResult | None:
+    """Welch's t-test and 95% interval for ``mean(a) - mean(b)``, without assuming equal variances.
+    None when either sample has fewer than two observations (its variance is unknown).
+
+        se² = s_a²/n_a + s_b²/n_b,   t = diff / se,
+        df = se⁴ / ((s_a²/n_a)² / (n_a - 1) + (s_b²/n_b)² / (n_b - 1))   (Welch-Satterthwaite),
+        ci95 = diff ± t_{0.975, df} se,   p-value = 2 P(T_df > |t|)
+
+    Welch, B. L. (1947), Biometrika 34, 28-35; scipy's ``ttest_ind(equal_var=False)`` and its
+    ``confidence_interval()``.
+    """
+    if a.n < 2 or b.n < 2:
+        return None
+    diff = a.mean - b.mean
+    va, vb = a.variance / a.n, b.variance / b.n
+    se2 = va + vb
+    if se2 <= 0:
+        return WelchResult(diff=diff, ci95=None, p_value=None, df=None)
+    se = math.sqrt(se2)
+    df = se2 * se2 / (va * va / (a.n - 1) + vb * vb / (b.n - 1))
+    half = student_t_isf(0.025, df) * se
+    p_value = min(1.0, 2 * student_t_sf(abs(diff) / se, df))
+    return WelchResult(diff=diff, ci95=(diff - half, diff + half), p_value=p_value, df=df)
+
+
+# --- Time to convert -----------------------------------------------------------------------------
+def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> list[tuple[float, float]]:
+    """The Kaplan-Meier survival curve as step points ``(t, S(t))``, one at each distinct time with
+    at least one event, in increasing order; S is 1 before the first point.
+
+        S(t) = Π_{t_i ≤ t} (1 - d_i / n_i),
+
+    d_i the events at t_i and n_i those still at risk, i.e. with a time ≥ t_i. A censoring at
+    the same time as an event counts as at risk then (events come first), the usual convention
+    and lifelines' ``KaplanMeierFitter``. Kaplan, E. L. and Meier, P. (1958), JASA 53, 457-481.
+    """
+    if len(times) != len(events):
+        raise ValueError("times and events must have the same length")
+    if any(not math.isfinite(t) or t < 0 for t in times):
+        raise ValueError("times must be finite and not negative")
+    at_risk = len(times)
+    survival = 1.0
+    curve = []
+    order = sorted(zip(times, events, strict=True), key=lambda pair: pair[0])
+    i = 0
+    while i < len(order):
+        t = order[i][0]
+        leaving = deaths = 0
+        while i < len(order) and order[i][0] == t:
+            leaving += 1
+            deaths += bool(order[i][1])
+            i += 1
+        if deaths:
+            survival *= 1 - deaths / at_risk
+            curve.append((t, survival))
+        at_risk -= leaving
+    return curve
+
+
+def km_survival_at(curve: Sequence[tuple[float, float]], t: float) -> float:
+    """S(t) read off a :func:`kaplan_meier` curve: the value of the last step at or before ``t``.
+
+    Past the last observed time the curve stays at its last value (no extrapolation), which is
+    why a caller should only ask for times that were still observed.
+    """
+    index = bisect_right([time for time, _ in curve], t)
+    return 1.0 if index == 0 else curve[index - 1][1]
+
+
+def km_cumulative_at(curve: Sequence[tuple[float, float]], t: float) -> float:
+    """The cumulative conversion F(t) = 1 - S(t) of ``docs/metrics.md`` ("km_cumulative")."""
+    return 1.0 - km_survival_at(curve, t)
+
+
+def quantiles(values: Sequence[float], probs: Sequence[float]) -> list[float | None]:
+    """The ``probs`` quantiles of ``values``, by linear interpolation between order statistics:
+    with the values sorted as x_0 ≤ … ≤ x_{n-1} and h = (n - 1) p,
+
+        Q(p) = x_⌊h⌋ + (h - ⌊h⌋) (x_⌊h⌋+1 - x_⌊h⌋).
+
+    This is numpy's default (``method="linear"``), Hyndman and Fan's (1996) type 7, and
+    ``statistics.quantiles(method="inclusive")``. Every quantile is None for an empty sample.
+    """
+    if any(not 0 <= p <= 1 for p in probs):
+        raise ValueError("each probability must be between 0 and 1")
+    ordered = sorted(values)
+    if not ordered:
+        return [None] * len(probs)
+    results: list[float | None] = []
+    for p in probs:
+        h = (len(ordered) - 1) * p
+        low = math.floor(h)
+        if low + 1 >= len(ordered):
+            results.append(float(ordered[-1]))
+        else:
+            results.append(ordered[low] + (h - low) * (ordered[low + 1] - ordered[low]))
+    return results
+
+
+# --- Checks across arms and offers ---------------------------------------------------------------
+def srm_p(counts: Sequence[int], weights: Sequence[float]) -> float | None:
+    """p-value of Pearson's chi-square goodness-of-fit test of ``counts`` against the split that
+    ``weights`` configure (any scale: 0.9/0.1 or 90/10). Flag the split when it is below
+    :data:`SRM_ALPHA`.
+
+        X² = Σ (o_i - e_i)² / e_i,   e_i = (Σ o) w_i / Σ w,   p = P(χ²_{k-1} > X²)
+
+    scipy's ``chisquare(counts, expected)``. None with nothing assigned or fewer than two arms to
+    compare. An arm weighted 0 drops out when it is empty; if it has assignments the split is
+    certainly broken, and the p-value is 0.
+    """
+    if len(counts) != len(weights):
+        raise ValueError("counts and weights must have the same length")
+    if any(c < 0 for c in counts) or any(not w >= 0 for w in weights):
+        raise ValueError("counts and weights cannot be negative")
+    if any(c > 0 and w == 0 for c, w in zip(counts, weights, strict=True)):
+        return 0.0
+    pairs = [(c, float(w)) for c, w in zip(counts, weights, strict=True) if w > 0]
+    total, weight = sum(c for c, _ in pairs), sum(w for _, w in pairs)
+    if total == 0 or len(pairs) < 2:
+        return None
+    statistic = 0.0
+    for count, w in pairs:
+        expected = total * w / weight
+        statistic += (count - expected) ** 2 / expected
+    return chi_square_sf(statistic, len(pairs) - 1)
+
+
+def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (the false discovery rate "q-values"), in the order
+    given; None stays None and does not count among the m tests.
+
+        q_(i) = min_{j ≥ i} min(1, m p_(j) / j),   p_(1) ≤ … ≤ p_(m)
+
+    Benjamini, Y. and Hochberg, Y. (1995), JRSS B 57, 289-300; statsmodels'
+    ``multipletests(method="fdr_bh")``.
+    """
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    if any(not 0 <= p <= 1 for p, _ in present):
+        raise ValueError("p-values must be between 0 and 1")
+    adjusted: list[float | None] = [None] * len(p_values)
+    m = len(present)
+    running = 1.0
+    for rank in range(m, 0, -1):
+        p, index = present[rank - 1]
+        # p · (m / rank) rather than m · p / rank: the factor is ≥ 1 exactly, so rounding can
+        # never leave q below p.
+        running = min(running, p * (m / rank))
+        adjusted[index] = running
+    return adjusted
+
+
+# --- Distributions -------------------------------------------------------------------------------
+def student_t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` (not necessarily whole) degrees of freedom:
+    ½ I_x(df/2, ½) with x = df / (df + t²) for t ≥ 0, by symmetry below 0."""
+    if not df > 0:
+        raise ValueError("degrees of freedom must be above 0")
+    if t == 0:
+        return 0.5
+    t2 = t * t
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t2), t2 / (df + t2))
+    return tail if t > 0 else 1.0 - tail
+
+
+def student_t_isf(q: float, df: float) -> float:
+    """The t with P(T > t) = ``q``, for 0 < q < ½, by bisection on :func:`student_t_sf` (to the
+    last bits of a float: about 60 halvings from a bracket that starts at the normal quantile)."""
+    if not 0 < q < 0.5:
+        raise ValueError("the tail probability must be between 0 and 0.5")
+    low, high = 0.0, max(1.0, NormalDist().inv_cdf(1 - q))
+    while student_t_sf(high, df) > q:
+        low, high = high, high * 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        if student_t_sf(middle, df) > q:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def chi_square_sf(x: float, df: int) -> float:
+    """P(χ²_df > x) = Q(df/2, x/2), the regularized upper incomplete gamma function."""
+    if not df > 0:
+        raise ValueError("degrees of freedom must be above 0")
+    if x / 2 <= 0:
+        return 1.0
+    return _gammaincc(df / 2, x / 2)
+
+
+_EPSILON = 1e-16
+_TINY = 1e-300
+_MAX_ITERATIONS = 1_000_000
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), with y = 1 - x passed in so that
+    neither tail loses digits to the subtraction (Numerical Recipes, §6.4)."""
+    if x <= 0:
+        return 0.0
+    if y <= 0:
+        return 1.0
+    # log x from y when x is near 1 (and the other way round): with a in the millions, a log x
+    # would otherwise magnify the rounding of x.
+    log_x = math.log1p(-y) if x > 0.5 else math.log(x)
+    log_y = math.log1p(-x) if y > 0.5 else math.log(y)
+    front = math.exp(_log_beta_reciprocal(a, b) + a * log_x + b * log_y)
+    # The continued fraction converges fast for x below the mean, so the far side goes through
+    # the symmetry I_x(a, b) = 1 - I_y(b, a).
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, y) / b
+
+
+def _log_beta_reciprocal(a: float, b: float) -> float:
+    """-log B(a, b) = log Γ(a + b) - log Γ(a) - log Γ(b).
+
+    For a large a (Welch's df / 2 reaches millions at rollup scale) the plain difference of
+    ``lgamma`` values near 10⁷ would keep only nine digits; Stirling's series for the ratio
+    Γ(a + b) / Γ(a) keeps them all (its first omitted term is below 10⁻²⁰ from a = 100).
+    """
+    small, large = min(a, b), max(a, b)
+    if large < 100:
+        return math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    total = large + small
+    log_ratio = (
+        (large - 0.5) * math.log1p(small / large)
+        + small * math.log(total)
+        - small
+        + _stirling_correction(total)
+        - _stirling_correction(large)
+    )
+    return log_ratio - math.lgamma(small)
+
+
+def _stirling_correction(x: float) -> float:
+    """log Γ(x) - ((x - ½) log x - x + ½ log 2π), by its asymptotic series (x ≥ 100)."""
+    inverse = 1 / x
+    square = inverse * inverse
+    return inverse * (1 / 12 - square * (1 / 360 - square * (1 / 1260 - square / 1680)))
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of I_x(a, b), by the modified Lentz method."""
+    qab, qap, qam = a + b, a + 1, a - 1
+    c = 1.0
+    d = 1 - qab * x / qap
+    d = 1 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, _MAX_ITERATIONS):
+        m2 = 2 * m
+        for numerator in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > _TINY else _TINY)
+            c = 1 + numerator / c
+            c = c if abs(c) > _TINY else _TINY
+            step = d * c
+            h *= step
+        if abs(step - 1) < _EPSILON:
+            return h
+    raise ArithmeticError("the incomplete beta function did not converge")
+
+
+def _gammaincc(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma function Q(a, x) (Numerical Recipes, §6.2): the
+    series for P below x = a + 1, the continued fraction for Q above it."""
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1 / a
+        ap = a
+        for _ in range(_MAX_ITERATIONS):
+            ap += 1
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * _EPSILON:
+                return 1.0 - total * math.exp(log_front)
+        raise ArithmeticError("the incomplete gamma series did not converge")
+    b = x + 1 - a
+    c = 1 / _TINY
+    d = 1 / b
+    h = d
+    for i in range(1, _MAX_ITERATIONS):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1 / (d if abs(d) > _TINY else _TINY)
+        c = b + an / c
+        c = c if abs(c) > _TINY else _TINY
+        step = d * c
+        h *= step
+        if abs(step - 1) < _EPSILON:
+            return math.exp(log_front) * h
+    raise ArithmeticError("the incomplete gamma fraction did not converge")
+
+
+def _check_count(successes: int, n: int) -> None:
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError("a count of successes must be between 0 and the number of trials")
