@@ -12,7 +12,7 @@ arm, a test whose standard error is zero. Callers show None as "no figure yet".
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -207,24 +207,30 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> list[tuple[f
     """
     if len(times) != len(events):
         raise ValueError("times and events must have the same length")
-    if any(not math.isfinite(t) or t < 0 for t in times):
+    tallies: dict[float, list[int]] = {}
+    for t, event in zip(times, events, strict=True):
+        tally = tallies.setdefault(t, [0, 0])
+        tally[0 if event else 1] += 1
+    return kaplan_meier_tallied((t, d, c) for t, (d, c) in tallies.items())
+
+
+def kaplan_meier_tallied(tallies: Iterable[tuple[float, int, int]]) -> list[tuple[float, float]]:
+    """:func:`kaplan_meier` from ``(time, events, censored)`` counts, one row per distinct time in
+    any order: what ``GROUP BY duration`` returns, so the database need not ship one row per
+    trial. The counts are sufficient statistics: the curve is the same as from the raw rows."""
+    rows = sorted(tallies)
+    if any(not math.isfinite(t) or t < 0 for t, _, _ in rows):
         raise ValueError("times must be finite and not negative")
-    at_risk = len(times)
+    if any(d < 0 or c < 0 for _, d, c in rows):
+        raise ValueError("counts of events and censorings cannot be negative")
+    at_risk = sum(d + c for _, d, c in rows)
     survival = 1.0
     curve = []
-    order = sorted(zip(times, events, strict=True), key=lambda pair: pair[0])
-    i = 0
-    while i < len(order):
-        t = order[i][0]
-        leaving = deaths = 0
-        while i < len(order) and order[i][0] == t:
-            leaving += 1
-            deaths += bool(order[i][1])
-            i += 1
+    for t, deaths, censored in rows:
         if deaths:
             survival *= 1 - deaths / at_risk
             curve.append((t, survival))
-        at_risk -= leaving
+        at_risk -= deaths + censored
     return curve
 
 
@@ -249,8 +255,9 @@ def quantiles(values: Sequence[float], probs: Sequence[float]) -> list[float | N
 
         Q(p) = x_⌊h⌋ + (h - ⌊h⌋) (x_⌊h⌋+1 - x_⌊h⌋).
 
-    This is numpy's default (``method="linear"``), Hyndman and Fan's (1996) type 7, and
-    ``statistics.quantiles(method="inclusive")``. Every quantile is None for an empty sample.
+    This is numpy's default (``method="linear"``), Hyndman and Fan's (1996) type 7,
+    ``statistics.quantiles(method="inclusive")`` and PostgreSQL's ``percentile_cont``, so the
+    database may compute it instead. Every quantile is None for an empty sample.
     """
     if any(not 0 <= p <= 1 for p in probs):
         raise ValueError("each probability must be between 0 and 1")

@@ -25,6 +25,7 @@ from analytics.stats import (
     benjamini_hochberg,
     chi_square_sf,
     kaplan_meier,
+    kaplan_meier_tallied,
     km_cumulative_at,
     km_survival_at,
     newcombe,
@@ -234,6 +235,19 @@ def test_kaplan_meier_agrees_with_lifelines(observations):
 
 
 @ORACLE
+@given(durations)
+def test_kaplan_meier_from_tallies_is_the_curve_of_the_raw_rows(observations):
+    tallies = {}
+    for t, event in observations:
+        events, censored = tallies.get(t, (0, 0))
+        tallies[t] = (events + event, censored + (not event))
+
+    assert kaplan_meier_tallied((t, d, c) for t, (d, c) in reversed(tallies.items())) == kaplan_meier(
+        [t for t, _ in observations], [e for _, e in observations]
+    )
+
+
+@ORACLE
 @given(st.lists(st.floats(min_value=0, max_value=400), max_size=50), st.lists(st.floats(0, 1), max_size=5))
 def test_quantiles_agree_with_numpy_linear(values, probs):
     got = quantiles(values, probs)
@@ -387,6 +401,10 @@ def test_kaplan_meier_refuses_bad_input():
         kaplan_meier([1, 2], [True])
     with pytest.raises(ValueError, match="not negative"):
         kaplan_meier([-1], [True])
+    with pytest.raises(ValueError, match="not negative"):
+        kaplan_meier([math.nan], [True])
+    with pytest.raises(ValueError, match="cannot be negative"):
+        kaplan_meier_tallied([(1.0, -1, 3)])
 
 
 def test_quantiles_of_one_value_and_of_none():
