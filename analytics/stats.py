@@ -188,7 +188,10 @@ def welch(a: Moments, b: Moments) -> WelchResult | None:
     if se2 <= 0:
         return WelchResult(diff=diff, ci95=None, p_value=None, df=None)
     se = math.sqrt(se2)
-    df = se2 * se2 / (va * va / (a.n - 1) + vb * vb / (b.n - 1))
+    # Welch-Satterthwaite in shares of se², the same number without squaring tiny variances
+    # into underflow.
+    share_a, share_b = va / se2, vb / se2
+    df = 1 / (share_a * share_a / (a.n - 1) + share_b * share_b / (b.n - 1))
     half = student_t_isf(0.025, df) * se
     p_value = min(1.0, 2 * student_t_sf(abs(diff) / se, df))
     return WelchResult(diff=diff, ci95=(diff - half, diff + half), p_value=p_value, df=df)

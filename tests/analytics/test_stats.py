@@ -355,6 +355,17 @@ def test_welch_with_one_constant_arm_uses_the_other_arms_degrees_of_freedom():
     assert close(result.ci95[0], expected.confidence_interval().low)
 
 
+def test_welch_does_not_depend_on_the_unit_even_where_squared_variances_underflow():
+    a, b = [1.0, 2.0, 4.0], [0.0, 1.0, 5.0, 3.0]
+    tiny = welch(Moments.of([x * 1e-100 for x in a]), Moments.of([x * 1e-100 for x in b]))
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False)
+
+    # (scipy itself falls back to df = 1 at this scale, where (s²/n)² underflows to 0.)
+    assert tiny.df == pytest.approx(expected.df, rel=1e-12)
+    assert close(tiny.p_value, expected.pvalue)
+    assert tiny.ci95[1] * 1e100 == pytest.approx(expected.confidence_interval().high, rel=1e-12)
+
+
 def test_a_constant_sample_of_cents_has_an_sd_of_exactly_zero():
     assert Moments.of([1999] * 1000).sd == 0.0
     # With rollup-sized integer sums the variance is still exact.
