@@ -1,10 +1,8 @@
 """The statistics behind ``docs/metrics.md``: intervals, tests and curves on plain numbers.
 
-Pure functions, no Django, standard library only: the normal distribution comes from
-``math.erfc`` / ``statistics.NormalDist``, and Student's t and the chi-square distribution from
-the regularized incomplete beta and gamma functions below (continued fractions, as in Press et
-al., *Numerical Recipes*, 3rd ed., §6.2 and §6.4), so the web process does not load scipy. The
-tests check every function against statsmodels, scipy and lifelines to 1e-6.
+Pure functions, no Django: the normal distribution comes from ``math.erfc`` /
+``statistics.NormalDist``, Student's t and the chi-square distribution from ``scipy.special``.
+The tests check every function against statsmodels, scipy.stats and lifelines to 1e-6.
 
 A figure that cannot be computed is None, never 0: a proportion of nobody, the mean of an empty
 arm, a test whose standard error is zero. Callers show None as "no figure yet".
@@ -332,152 +330,36 @@ def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 # --- Distributions -------------------------------------------------------------------------------
+# Student's t and the chi-square tails come from scipy.special (the Cephes routines, a well-kept
+# library) rather than our own incomplete beta and gamma functions. Only scipy.special is
+# imported, and only when a test is computed: it loads in milliseconds, unlike scipy.stats.
 def student_t_sf(t: float, df: float) -> float:
-    """P(T > t) for Student's t with ``df`` (not necessarily whole) degrees of freedom:
-    ½ I_x(df/2, ½) with x = df / (df + t²) for t ≥ 0, by symmetry below 0."""
+    """P(T > t) for Student's t with ``df`` (not necessarily whole) degrees of freedom."""
+    from scipy.special import stdtr
+
     if not df > 0:
         raise ValueError("degrees of freedom must be above 0")
-    if t == 0:
-        return 0.5
-    t2 = t * t
-    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t2), t2 / (df + t2))
-    return tail if t > 0 else 1.0 - tail
+    return float(stdtr(df, -t))
 
 
 def student_t_isf(q: float, df: float) -> float:
-    """The t with P(T > t) = ``q``, for 0 < q < ½, by bisection on :func:`student_t_sf` (to the
-    last bits of a float: about 60 halvings from a bracket that starts at the normal quantile)."""
+    """The t with P(T > t) = ``q``, for 0 < q < ½."""
+    from scipy.special import stdtrit
+
     if not 0 < q < 0.5:
         raise ValueError("the tail probability must be between 0 and 0.5")
-    low, high = 0.0, max(1.0, NormalDist().inv_cdf(1 - q))
-    while student_t_sf(high, df) > q:
-        low, high = high, high * 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        if middle in (low, high):
-            break
-        if student_t_sf(middle, df) > q:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+    return float(-stdtrit(df, q))
 
 
 def chi_square_sf(x: float, df: int) -> float:
-    """P(χ²_df > x) = Q(df/2, x/2), the regularized upper incomplete gamma function."""
+    """P(χ²_df > x)."""
+    from scipy.special import chdtrc
+
     if not df > 0:
         raise ValueError("degrees of freedom must be above 0")
-    if x / 2 <= 0:
-        return 1.0
-    return _gammaincc(df / 2, x / 2)
-
-
-_EPSILON = 1e-16
-_TINY = 1e-300
-_MAX_ITERATIONS = 1_000_000
-
-
-def _betainc(a: float, b: float, x: float, y: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), with y = 1 - x passed in so that
-    neither tail loses digits to the subtraction (Numerical Recipes, §6.4)."""
     if x <= 0:
-        return 0.0
-    if y <= 0:
         return 1.0
-    # log x from y when x is near 1 (and the other way round): with a in the millions, a log x
-    # would otherwise magnify the rounding of x.
-    log_x = math.log1p(-y) if x > 0.5 else math.log(x)
-    log_y = math.log1p(-x) if y > 0.5 else math.log(y)
-    front = math.exp(_log_beta_reciprocal(a, b) + a * log_x + b * log_y)
-    # The continued fraction converges fast for x below the mean, so the far side goes through
-    # the symmetry I_x(a, b) = 1 - I_y(b, a).
-    if x < (a + 1) / (a + b + 2):
-        return front * _beta_fraction(a, b, x) / a
-    return 1.0 - front * _beta_fraction(b, a, y) / b
-
-
-def _log_beta_reciprocal(a: float, b: float) -> float:
-    """-log B(a, b) = log Γ(a + b) - log Γ(a) - log Γ(b).
-
-    For a large a (Welch's df / 2 reaches millions at rollup scale) the plain difference of
-    ``lgamma`` values near 10⁷ would keep only nine digits; Stirling's series for the ratio
-    Γ(a + b) / Γ(a) keeps them all (its first omitted term is below 10⁻²⁰ from a = 100).
-    """
-    small, large = min(a, b), max(a, b)
-    if large < 100:
-        return math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-    total = large + small
-    log_ratio = (
-        (large - 0.5) * math.log1p(small / large)
-        + small * math.log(total)
-        - small
-        + _stirling_correction(total)
-        - _stirling_correction(large)
-    )
-    return log_ratio - math.lgamma(small)
-
-
-def _stirling_correction(x: float) -> float:
-    """log Γ(x) - ((x - ½) log x - x + ½ log 2π), by its asymptotic series (x ≥ 100)."""
-    inverse = 1 / x
-    square = inverse * inverse
-    return inverse * (1 / 12 - square * (1 / 360 - square * (1 / 1260 - square / 1680)))
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of I_x(a, b), by the modified Lentz method."""
-    qab, qap, qam = a + b, a + 1, a - 1
-    c = 1.0
-    d = 1 - qab * x / qap
-    d = 1 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, _MAX_ITERATIONS):
-        m2 = 2 * m
-        for numerator in (
-            m * (b - m) * x / ((qam + m2) * (a + m2)),
-            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
-        ):
-            d = 1 + numerator * d
-            d = 1 / (d if abs(d) > _TINY else _TINY)
-            c = 1 + numerator / c
-            c = c if abs(c) > _TINY else _TINY
-            step = d * c
-            h *= step
-        if abs(step - 1) < _EPSILON:
-            return h
-    raise ArithmeticError("the incomplete beta function did not converge")
-
-
-def _gammaincc(a: float, x: float) -> float:
-    """The regularized upper incomplete gamma function Q(a, x) (Numerical Recipes, §6.2): the
-    series for P below x = a + 1, the continued fraction for Q above it."""
-    log_front = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1:
-        term = total = 1 / a
-        ap = a
-        for _ in range(_MAX_ITERATIONS):
-            ap += 1
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * _EPSILON:
-                return 1.0 - total * math.exp(log_front)
-        raise ArithmeticError("the incomplete gamma series did not converge")
-    b = x + 1 - a
-    c = 1 / _TINY
-    d = 1 / b
-    h = d
-    for i in range(1, _MAX_ITERATIONS):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = 1 / (d if abs(d) > _TINY else _TINY)
-        c = b + an / c
-        c = c if abs(c) > _TINY else _TINY
-        step = d * c
-        h *= step
-        if abs(step - 1) < _EPSILON:
-            return math.exp(log_front) * h
-    raise ArithmeticError("the incomplete gamma fraction did not converge")
+    return float(chdtrc(df, x))
 
 
 def _check_count(successes: int, n: int) -> None:
