@@ -18,7 +18,7 @@ Choices the definitions leave open, stated in docs/metrics.md too:
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from analytics import queries, stats
@@ -233,8 +233,6 @@ def offer_metrics(
         _arm_metrics(
             tally.arms.get(name) or queries.ArmTally(arm=name),
             weight=weights.get(name, 0.0),
-            as_of=as_of,
-            grace=timedelta(days=grace),
             scale=scale,
         )
         for name in names
@@ -299,9 +297,7 @@ def _weights(offer: Offer) -> dict[str, float]:
     return shares
 
 
-def _arm_metrics(
-    tally: queries.ArmTally, *, weight: float, as_of: datetime, grace: timedelta, scale: int
-) -> ArmMetrics:
+def _arm_metrics(tally: queries.ArmTally, *, weight: float, scale: int) -> ArmMetrics:
     holdout = tally.arm == HOLDOUT
     conversion = outcomes = time_to_convert = post_trial = None
     if not holdout:
@@ -313,7 +309,7 @@ def _arm_metrics(
             ci95=stats.wilson(tally.converted, tally.conversion_mature),
         )
         outcomes = Outcomes(**dict(tally.outcomes))
-        time_to_convert = _time_to_convert(tally, as_of=as_of, grace=grace)
+        time_to_convert = _time_to_convert(tally)
         post_trial = _window(tally.post_trial, scale=scale)
     return ArmMetrics(
         arm=tally.arm,
@@ -349,21 +345,16 @@ def _window(tally: queries.WindowTally, *, scale: int) -> WindowFigures:
     )
 
 
-def _time_to_convert(tally: queries.ArmTally, *, as_of: datetime, grace: timedelta) -> TimeToConvert:
+def _time_to_convert(tally: queries.ArmTally) -> TimeToConvert:
     # The converters of ``conversion.converted``: decided by T, and converted by D.
-    durations = [
-        _days(claim.converted_at - claim.claimed_at)
-        for claim in tally.claims
-        if claim.converted_at is not None and claim.converted_at <= claim.ends_at + grace <= as_of
-    ]
+    durations = [_days(claim.observed) for claim in tally.claims if claim.on_time for _ in range(claim.count)]
     p25, median, p75 = stats.quantiles(durations, (0.25, 0.5, 0.75))
-    times, events = [], []
+    # One (time, events, censored) row per time: a censoring at an event's time is still at risk.
+    tallies: dict[float, list[int]] = {}
     for claim in tally.claims:
-        converted = claim.converted_at is not None and claim.converted_at <= as_of
-        times.append(_days((claim.converted_at if converted else as_of) - claim.claimed_at))
-        events.append(converted)
-    curve = stats.kaplan_meier(times, events)
-    observed = max(times, default=None)
+        tallies.setdefault(_days(claim.observed), [0, 0])[0 if claim.converted else 1] += claim.count
+    curve = stats.kaplan_meier_tallied((t, events, censored) for t, (events, censored) in tallies.items())
+    observed = max((_days(claim.observed) for claim in tally.claims), default=None)
     km = {}
     for t in KM_DAYS:
         if observed is None:
@@ -396,11 +387,12 @@ def _uplift(arms: tuple[ArmMetrics, ...], holdout: ArmMetrics, *, scale: int) ->
             else:
                 unit = 1 if metric == "purchases_per_customer" else scale
                 a, b = (treated.purchases, control.purchases) if unit == 1 else (treated.revenue, control.revenue)
-                if a.mean is not None and b.mean is not None:
-                    diff = float(a.mean - b.mean) / unit
+                # Welch needs two customers an arm; below that the comparison is null throughout.
                 compared = stats.welch(a, b)
-                if compared is not None and compared.ci95 is not None:
-                    ci95 = (compared.ci95[0] / unit, compared.ci95[1] / unit)
+                if compared is not None:
+                    diff = float(compared.diff) / unit
+                    if compared.ci95 is not None:
+                        ci95 = (compared.ci95[0] / unit, compared.ci95[1] / unit)
                     p_value = compared.p_value
             entries.append(
                 Uplift(

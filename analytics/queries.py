@@ -25,7 +25,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Case, Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    DurationField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 
 from billing.models import ExchangeRate, Purchase
 from offers.models import Offer
@@ -109,9 +125,14 @@ class WindowTally:
 
 @dataclass(frozen=True)
 class ClaimTimes:
-    claimed_at: datetime
-    ends_at: datetime
-    converted_at: datetime | None
+    """``count`` claimed trials observed for ``observed`` (from the claim to their conversion if it
+    happened by ``T``, else to ``T``); ``converted`` when that is a conversion, ``on_time`` when it
+    also counts in ``conversion.converted`` (decided by ``T``, converted by ``D``)."""
+
+    observed: timedelta
+    converted: bool
+    on_time: bool
+    count: int
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,7 @@ class OfferTally:
 def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_days: int) -> OfferTally:
     window, grace = timedelta(days=window_days), timedelta(days=grace_days)
     counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
-    claims = _claim_times(units=units, as_of=as_of)
+    claims = _claim_times(units=units, as_of=as_of, grace=grace)
     revenue = _revenue_expression(units.offer)
     itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
@@ -187,16 +208,33 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
     return {row.pop("arm"): row for row in rows}
 
 
-def _claim_times(*, units: UnitFilter, as_of: datetime) -> dict[str, list[ClaimTimes]]:
+def _claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+    converted = Q(converted_at__lte=as_of)
+    moment = DateTimeField()
     rows = (
         Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES)
         .filter(assignment__assigned_at__lte=as_of)
-        .order_by("claimed_at", "pk")
-        .values_list("assignment__arm", "claimed_at", "ends_at", "converted_at")
+        .order_by()
+        .values(
+            arm_name=F("assignment__arm"),
+            observed=Case(
+                When(converted, then=F("converted_at") - F("claimed_at")),
+                default=Value(as_of, output_field=moment) - F("claimed_at"),
+                output_field=DurationField(),
+            ),
+            converted=Case(When(converted, then=Value(True)), default=Value(False), output_field=BooleanField()),
+            on_time=Case(
+                When(converted_at__lte=F("ends_at") + grace, ends_at__lte=as_of - grace, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
+        .annotate(count=Count("pk"))
     )
     claims: dict[str, list[ClaimTimes]] = {}
-    for arm, claimed_at, ends_at, converted_at in rows:
-        claims.setdefault(arm, []).append(ClaimTimes(claimed_at, ends_at, converted_at))
+    for row in rows:
+        arm = row.pop("arm_name")
+        claims.setdefault(arm, []).append(ClaimTimes(**row))
     return claims
 
 

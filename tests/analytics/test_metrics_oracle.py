@@ -260,8 +260,10 @@ def uplift_oracle(treated: dict, control: dict, metric: str):
         return x1 / n1 - x2 / n2, [low, high], p_value
     a, b = (treated["counts"], control["counts"]) if metric == "purchases_per_customer" else (
         treated["revenue"], control["revenue"])  # fmt: skip
-    diff = float(np.mean(a) - np.mean(b)) if a and b else None
-    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
+    if len(a) < 2 or len(b) < 2:
+        return None, None, None
+    diff = float(np.mean(a) - np.mean(b))
+    if np.var(a) == 0 and np.var(b) == 0:
         return diff, None, None
     test = scipy_stats.ttest_ind(a, b, equal_var=False)
     return diff, list(test.confidence_interval(0.95)), float(test.pvalue)
