@@ -2,7 +2,7 @@
 per-arm counts and sufficient statistics (count, sum, sum of squares) that analytics/metrics.py
 turns into rates, means, intervals and tests. Nothing here loops over purchases in Python.
 
-Four queries per offer, whatever its size:
+Four queries per offer, whatever its size (and a look at which currencies have a rate):
 
 1. the units grouped by arm: assigned, claimed, conversion and outcome counts, and how many
    units and claims have a mature window;
