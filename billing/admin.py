@@ -1,13 +1,14 @@
-"""The operator's view of billing: Stripe events (with replay), and the ledger, subscriptions and
-background imports, read-only. The ledger is append-only, so nobody adds, edits or deletes a row
-here; a correction is a refund or an import."""
+"""The operator's view of billing: Stripe events (with replay), the exchange rates the metrics
+convert revenue with, and the ledger, subscriptions and background imports, read-only. The
+ledger is append-only, so nobody adds, edits or deletes a row here; a correction is a refund or
+an import."""
 
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from billing import webhooks
-from billing.models import Checkout, ImportJob, Purchase, StripeEvent, Subscription
+from billing.models import Checkout, ExchangeRate, ImportJob, Purchase, StripeEvent, Subscription
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -140,3 +141,13 @@ class ImportJobAdmin(ReadOnlyAdmin):
     list_filter = ("status", "kind")
     search_fields = ("file_name", "uploaded_by__email")
     date_hierarchy = "created_at"
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """Rates are kept by hand (or by a script through this model). A new rate is a new row with
+    its own ``valid_from``, so the revenue already reported for earlier purchases does not move."""
+
+    list_display = ("currency", "to_currency", "rate", "valid_from")
+    list_filter = ("to_currency", "currency")
+    ordering = ("currency", "to_currency", "-valid_from")

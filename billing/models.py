@@ -214,3 +214,33 @@ class ImportJob(models.Model):
 
     def __str__(self):
         return f"import {self.pk}: {self.kind} {self.file_name} ({self.status})"
+
+
+class ExchangeRate(models.Model):
+    """What one unit of ``currency`` was worth in ``to_currency`` (both in major units), from
+    ``valid_from`` until the pair's next row. The metrics convert a ledger row in another
+    currency than its offer's with the rate in force when it was made (analytics/metrics.py);
+    a row with no rate in force is left out of revenue and counted, never guessed. Only the
+    direct pair is used: a EUR→USD row does not stand in for USD→EUR."""
+
+    currency = models.CharField(max_length=3)
+    to_currency = models.CharField(max_length=3)
+    rate = models.DecimalField(max_digits=20, decimal_places=10)
+    valid_from = models.DateTimeField()
+
+    class Meta:
+        ordering = ["currency", "to_currency", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "to_currency", "valid_from"], name="exchange_rate_once_per_pair_and_time"
+            ),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchange_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$") & Q(to_currency__regex=r"^[A-Z]{3}$"),
+                name="exchange_rate_currency_iso",
+            ),
+            models.CheckConstraint(condition=~Q(currency=models.F("to_currency")), name="exchange_rate_two_currencies"),
+        ]
+
+    def __str__(self):
+        return f"1 {self.currency} = {self.rate} {self.to_currency} from {self.valid_from:%Y-%m-%d %H:%M}"

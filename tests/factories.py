@@ -1,6 +1,7 @@
 """Factories for the catalogue and offers, going through the services so every object made in a
 test passed the same validation a marketer's would."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from offers import services
@@ -53,3 +54,70 @@ def trial(*, customer, offer, claimed_at=NOW, status="active", save=True, **fiel
     if save:
         made.save()
     return made
+
+
+# --- Histories for the metrics (tests/analytics) -------------------------------------------------
+_external_ids = itertools.count(1)
+
+
+def customer(*, email: str, country: str = ""):
+    from accounts.models import User
+
+    return User.objects.create(email=email, country=country)
+
+
+def assignment(*, offer, customer, arm: str = "default", assigned_at=NOW, **fields):
+    """The customer's assignment to ``arm`` (a variant's name, or ``holdout``)."""
+    from trials.models import Assignment
+
+    variant = None if arm == Assignment.HOLDOUT else offer.variants.get(name=arm)
+    return Assignment.objects.create(
+        offer=offer, customer=customer, variant=variant, arm=arm, assigned_at=assigned_at, **fields
+    )
+
+
+def claim(*, assignment, claimed_at=None, days: int = 14, status: str = "active", **fields):
+    """The trial an assignment's customer claimed, ``days`` long."""
+    from trials.models import Trial
+
+    claimed_at = claimed_at or assignment.assigned_at
+    return Trial.objects.create(
+        assignment=assignment,
+        offer=assignment.offer,
+        customer=assignment.customer,
+        variant=assignment.variant,
+        status=status,
+        claimed_at=claimed_at,
+        ends_at=claimed_at + timedelta(days=days),
+        **fields,
+    )
+
+
+def purchase(*, customer, product, amount: int, at, kind: str = "regular", currency: str = "EUR", refund_of=None):
+    """A ledger row as an import writes it (no conversion of trials, unlike billing.ledger)."""
+    from billing.models import Purchase
+
+    return Purchase.objects.create(
+        customer=customer,
+        product=product,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        purchased_at=at,
+        source=Purchase.Source.IMPORT,
+        external_id=f"row-{next(_external_ids)}",
+        refund_of=refund_of,
+    )
+
+
+def refund(*, original, at, amount: int | None = None):
+    """A refund of ``amount`` (all of it by default) of ``original``: a negative row pointing at it."""
+    return purchase(
+        customer=original.customer,
+        product=original.product,
+        amount=-(original.amount if amount is None else amount),
+        at=at,
+        kind=original.kind,
+        currency=original.currency,
+        refund_of=original,
+    )

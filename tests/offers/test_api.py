@@ -450,6 +450,8 @@ ENDPOINTS = [
                                     "currency": "EUR", "purchased_at": "2026-05-02T10:00:00+02:00"}], 201),
     ("post", "/api/v1/assignments", [{"customer_external_id": "shop-1", "offer_slug": "coffee-sampler",
                                       "arm": "default", "assigned_at": "2026-06-01T09:30:00+00:00"}], 201),
+    ("get", "/api/v1/offers/coffee-sampler/metrics", None, 200),
+    ("get", "/api/v1/metrics/offers", None, 200),
 ]  # fmt: skip
 # Who gets what: 401 without a valid key, 403 for a role that may not, success otherwise.
 MAY_READ = {"anonymous": 401, "bad-key": 401, "customer": 403, "executive": None, "marketer": None, "operator": None}

@@ -1,0 +1,378 @@
+"""The metrics' SQL: one offer's assignments, trials and purchases reduced, in the database, to
+per-arm counts and sufficient statistics (count, sum, sum of squares) that analytics/metrics.py
+turns into rates, means, intervals and tests. Nothing here loops over purchases in Python.
+
+Four queries per offer, whatever its size (and a look at which currencies have a rate):
+
+1. the units grouped by arm: assigned, claimed, conversion and outcome counts, and how many
+   units and claims have a mature window;
+2. the claimed trials' claim, conversion and end times (one small row per claim, for the
+   Kaplan-Meier curve and the quantiles of the time to convert, which need every time);
+3. and 4. the purchase windows, from assignment (``itt``) and from the trial's end
+   (``post_trial``): the ledger joined to the units, grouped by unit in an inner query and by arm
+   in an outer one, so that the database hands back sums and sums of squares, not customers.
+
+The same code runs on PostgreSQL and on SQLite (``make run``). The inner queries are built with
+the ORM, which writes each backend's datetime arithmetic (``assigned_at + N days``); the outer
+ones are plain SQL over the inner one's named columns. Only the window's far end depends on the
+row; every bound that depends on the request alone (``T - N``, ``T - G``) is computed here in
+Python and passed as a parameter.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    DurationField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+
+from billing.models import ExchangeRate, Purchase
+from offers.models import Offer
+from offers.money import places
+from trials.models import Assignment, Trial
+
+# A claim in progress (``reserved``) or given up (``abandoned``) is not a claim: the customer
+# never agreed to the terms. Every other state is a claimed trial.
+CLAIMED_STATUSES = (
+    Trial.Status.ACTIVE,
+    Trial.Status.CONVERTING,
+    Trial.Status.CONVERTED,
+    Trial.Status.PAYMENT_FAILED,
+    Trial.Status.CANCELLED,
+    Trial.Status.EXPIRED,
+)
+# METRICS.md's outcomes by the trial's current state; a trial still running (or being charged
+# right now) is ``pending``.
+OUTCOMES = {
+    "converted": (Trial.Status.CONVERTED,),
+    "cancelled": (Trial.Status.CANCELLED,),
+    "expired": (Trial.Status.EXPIRED,),
+    "payment_failed": (Trial.Status.PAYMENT_FAILED,),
+    "pending": (Trial.Status.ACTIVE, Trial.Status.CONVERTING),
+}
+
+
+@dataclass(frozen=True)
+class UnitFilter:
+    """Which units an analysis takes: one offer's, optionally one arm, the customers of one
+    country, and those assigned in ``[assigned_from, assigned_to)``."""
+
+    offer: Offer
+    arms: tuple[str, ...] | None = None
+    country: str | None = None
+    assigned_from: datetime | None = None
+    assigned_to: datetime | None = None
+
+    def q(self, prefix: str = "") -> Q:
+        """The condition on an Assignment reached through ``prefix`` (``customer__assignments__``)."""
+        conditions = {
+            f"{prefix}offer": self.offer,
+            f"{prefix}customer__isnull": False,
+            # An anonymous row superseded by the account's own older one is the same person, and
+            # the account's row is the unit (trials.services.assignments_join).
+            f"{prefix}superseded_by__isnull": True,
+        }
+        if self.arms is not None:
+            conditions[f"{prefix}arm__in"] = self.arms
+        if self.country is not None:
+            conditions[f"{prefix}customer__country"] = self.country
+        if self.assigned_from is not None:
+            conditions[f"{prefix}assigned_at__gte"] = self.assigned_from
+        if self.assigned_to is not None:
+            conditions[f"{prefix}assigned_at__lt"] = self.assigned_to
+        return Q(**conditions)
+
+    def units(self) -> QuerySet[Assignment]:
+        """The units: a customer's one assignment to the offer. The unique (offer, customer) makes
+        it one row per person, so no "first per customer" step is needed once the customer-less
+        and superseded rows are left out."""
+        return Assignment.objects.filter(self.q()).order_by()
+
+
+@dataclass(frozen=True)
+class WindowTally:
+    """One arm's purchases over one kind of window, as sufficient statistics.
+
+    ``purchases_sum``/``purchases_sq`` are the sum over mature units of each unit's purchase
+    count and of its square; ``revenue_sum``/``revenue_sq`` the same for its revenue, in minor
+    units of the offer's currency (an int, or a Decimal or float once a rate was applied)."""
+
+    mature: int = 0
+    buyers: int = 0
+    repeat_buyers: int = 0
+    purchases_sum: int = 0
+    purchases_sq: int = 0
+    revenue_sum: int | Decimal | float = 0
+    revenue_sq: int | Decimal | float = 0
+
+
+@dataclass(frozen=True)
+class ClaimTimes:
+    """``count`` claimed trials observed for ``observed`` (from the claim to their conversion if it
+    happened by ``T``, else to ``T``); ``converted`` when that is a conversion, ``on_time`` when it
+    also counts in ``conversion.converted`` (decided by ``T``, converted by ``D``)."""
+
+    observed: timedelta
+    converted: bool
+    on_time: bool
+    count: int
+
+
+@dataclass(frozen=True)
+class ArmTally:
+    arm: str
+    assigned: int = 0
+    claimed: int = 0
+    conversion_mature: int = 0
+    converted: int = 0
+    pending: int = 0
+    outcomes: tuple[tuple[str, int], ...] = tuple((name, 0) for name in OUTCOMES)
+    itt: WindowTally = WindowTally()
+    post_trial: WindowTally = WindowTally()
+    claims: tuple[ClaimTimes, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfferTally:
+    arms: dict[str, ArmTally]
+    unconverted_rows: int
+
+
+def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_days: int) -> OfferTally:
+    window, grace = timedelta(days=window_days), timedelta(days=grace_days)
+    counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
+    claims = _claim_times(units=units, as_of=as_of, grace=grace)
+    revenue = _revenue_expression(units.offer)
+    itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
+    post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
+    arms = {}
+    for arm in sorted(set(counts) | set(claims)):
+        row = counts.get(arm, {})
+        arms[arm] = ArmTally(
+            arm=arm,
+            assigned=row.get("assigned", 0),
+            claimed=row.get("claimed", 0),
+            conversion_mature=row.get("conversion_mature", 0),
+            converted=row.get("converted", 0),
+            pending=row.get("pending", 0),
+            outcomes=tuple((name, row.get(f"outcome_{name}", 0)) for name in OUTCOMES),
+            itt=_tally(row.get("itt_mature", 0), itt.get(arm)),
+            post_trial=_tally(row.get("post_trial_mature", 0), post.get(arm)),
+            claims=tuple(claims.get(arm, ())),
+        )
+    return OfferTally(arms=arms, unconverted_rows=itt_unconverted + post_unconverted)
+
+
+# --- 1. Units and claims ---------------------------------------------------------------------
+def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace: timedelta) -> dict[str, dict]:
+    claimed = Q(trial__claimed_at__lte=as_of, trial__status__in=CLAIMED_STATUSES)
+    decided = Q(trial__ends_at__lte=as_of - grace)  # D = ends_at + G ≤ T
+    on_time = Q(trial__converted_at__lte=F("trial__ends_at") + grace)
+    not_converted_by_t = Q(trial__converted_at__isnull=True) | Q(trial__converted_at__gt=as_of)
+    outcomes = {
+        f"outcome_{name}": Count("pk", filter=claimed & Q(trial__status__in=statuses))
+        for name, statuses in OUTCOMES.items()
+    }
+    rows = (
+        units.units()
+        .filter(assigned_at__lte=as_of)
+        .values("arm")
+        .annotate(
+            assigned=Count("pk"),
+            claimed=Count("pk", filter=claimed),
+            conversion_mature=Count("pk", filter=claimed & decided),
+            converted=Count("pk", filter=claimed & decided & on_time),
+            pending=Count("pk", filter=claimed & ~decided & not_converted_by_t),
+            itt_mature=Count("pk", filter=Q(assigned_at__lte=as_of - window)),
+            post_trial_mature=Count("pk", filter=claimed & Q(trial__ends_at__lte=as_of - window)),
+            **outcomes,
+        )
+    )
+    return {row.pop("arm"): row for row in rows}
+
+
+def _claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+    converted = Q(converted_at__lte=as_of)
+    moment = DateTimeField()
+    rows = (
+        Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES)
+        .filter(assignment__assigned_at__lte=as_of)
+        .order_by()
+        .values(
+            arm_name=F("assignment__arm"),
+            observed=Case(
+                When(converted, then=F("converted_at") - F("claimed_at")),
+                default=Value(as_of, output_field=moment) - F("claimed_at"),
+                output_field=DurationField(),
+            ),
+            converted=Case(When(converted, then=Value(True)), default=Value(False), output_field=BooleanField()),
+            on_time=Case(
+                When(converted_at__lte=F("ends_at") + grace, ends_at__lte=as_of - grace, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
+        .annotate(count=Count("pk"))
+    )
+    claims: dict[str, list[ClaimTimes]] = {}
+    for row in rows:
+        arm = row.pop("arm_name")
+        claims.setdefault(arm, []).append(ClaimTimes(**row))
+    return claims
+
+
+# --- 2. Purchase windows ---------------------------------------------------------------------
+def _revenue_expression(offer: Offer) -> Case:
+    """A ledger row's amount in minor units of the offer's currency, or NULL when it is in
+    another currency with no rate in force at ``purchased_at`` (billing.ExchangeRate)."""
+    target = offer.currency
+    rate = Subquery(
+        ExchangeRate.objects.filter(
+            currency=OuterRef("currency"), to_currency=target, valid_from__lte=OuterRef("purchased_at")
+        )
+        .order_by("-valid_from")
+        .values("rate")[:1]
+    )
+    money = DecimalField(max_digits=40, decimal_places=12)
+    conversions = []
+    for source in (
+        ExchangeRate.objects.filter(to_currency=target).order_by().values_list("currency", flat=True).distinct()
+    ):
+        # The rate is between major units: scale by the two currencies' decimals (JPY has none).
+        scale = Decimal(10) ** (places(target) - places(source))
+        conversions.append(When(currency=source, then=F("amount") * rate * Value(scale, output_field=money)))
+    return Case(
+        When(currency=target, then=F("amount")),
+        *conversions,
+        default=Value(None),
+        output_field=money,
+    )
+
+
+def _is_purchase(as_of: datetime) -> Q:
+    """METRICS.md's purchase: a positive ``regular`` row that no refund points at. A refund made
+    after ``T`` was not there at ``T``, so it does not undo the purchase as of ``T``."""
+    refunded = Purchase.objects.filter(refund_of=OuterRef("pk"), purchased_at__lte=as_of)
+    return Q(amount__gt=0) & ~Exists(refunded)
+
+
+def _itt_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case) -> QuerySet:
+    """One row per mature unit with a ``regular`` ledger row in ``[assigned_at, assigned_at + N)``."""
+    start = F("customer__assignments__assigned_at")
+    return _per_unit(
+        Purchase.objects.filter(
+            units.q("customer__assignments__"),
+            customer__assignments__assigned_at__lte=as_of - window,
+            kind=Purchase.Kind.REGULAR,
+            purchased_at__gte=start,
+            purchased_at__lt=start + window,
+        ),
+        unit="customer__assignments__id",
+        arm="customer__assignments__arm",
+        as_of=as_of,
+        revenue=revenue,
+        left_out=Q(),
+    )
+
+
+def _post_trial_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case) -> QuerySet:
+    """One row per mature claim with a ``regular`` ledger row in ``[ends_at, ends_at + N)``."""
+    start = F("customer__trials__ends_at")
+    assigned_at = F("customer__trials__assignment__assigned_at")
+    # A row already counted as unconverted in the same unit's mature itt window is one row, not two.
+    in_itt_window = Q(
+        customer__trials__assignment__assigned_at__lte=as_of - window,
+        purchased_at__gte=assigned_at,
+        purchased_at__lt=assigned_at + window,
+    )
+    return _per_unit(
+        Purchase.objects.filter(
+            units.q("customer__trials__assignment__"),
+            customer__trials__assignment__assigned_at__lte=as_of,
+            customer__trials__claimed_at__lte=as_of,
+            customer__trials__status__in=CLAIMED_STATUSES,
+            customer__trials__ends_at__lte=as_of - window,
+            kind=Purchase.Kind.REGULAR,
+            purchased_at__gte=start,
+            purchased_at__lt=start + window,
+        ),
+        unit="customer__trials__id",
+        arm="customer__trials__assignment__arm",
+        as_of=as_of,
+        revenue=revenue,
+        left_out=~in_itt_window,
+    )
+
+
+def _per_unit(rows: QuerySet, *, unit: str, arm: str, as_of: datetime, revenue: Case, left_out: Q) -> QuerySet:
+    return (
+        rows.order_by()
+        .alias(value=revenue)
+        .values(unit_id=F(unit), arm_name=F(arm))
+        .annotate(
+            n=Count("pk", filter=_is_purchase(as_of)),
+            revenue=Sum("value"),
+            unconverted=Count("pk", filter=Q(value__isnull=True) & left_out),
+        )
+    )
+
+
+def _window_sums(per_unit: QuerySet) -> tuple[dict[str, dict], int]:
+    """The per-unit rows summed by arm in the database: ``(sums by arm, unconverted rows)``."""
+    inner, params = per_unit.query.sql_with_params()
+    sql = f"""
+        SELECT arm_name,
+               SUM(CASE WHEN n >= 1 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END),
+               SUM(n), SUM(n * n), SUM(revenue), SUM(revenue * revenue), SUM(unconverted)
+        FROM ({inner}) per_unit
+        GROUP BY arm_name
+    """  # noqa: S608 (the inner query is the ORM's, with its parameters passed apart)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    sums, unconverted = {}, 0
+    for arm, buyers, repeat_buyers, n_sum, n_sq, revenue_sum, revenue_sq, left_out in rows:
+        sums[arm] = {
+            "buyers": int(buyers or 0),
+            "repeat_buyers": int(repeat_buyers or 0),
+            "purchases_sum": int(n_sum or 0),
+            "purchases_sq": int(n_sq or 0),
+            "revenue_sum": _number(revenue_sum),
+            "revenue_sq": _number(revenue_sq),
+        }
+        unconverted += int(left_out or 0)
+    return sums, unconverted
+
+
+def _number(value) -> int | Decimal | float:
+    if value is None:
+        return 0
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _tally(mature: int, sums: dict | None) -> WindowTally:
+    return WindowTally(mature=mature, **(sums or {}))
+
+
+def arms_of(tallies: Iterable[ArmTally]) -> list[str]:
+    return [tally.arm for tally in tallies]
