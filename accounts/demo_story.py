@@ -88,7 +88,7 @@ STORY = (
     ),
     StoryOffer(
         slug="club-month-free", name="Coffee club: first month free", kind="free_trial", product="coffee-club",
-        trial_days=30, trial_price=0, holdout_percent=10,
+        trial_days=30, trial_price=0, holdout_percent=20,
         arms=(
             Arm("month-free", 0.27, 0.14, claim_rate=0.18),
             Arm("two-weeks-1-euro", 0.26, 0.13, claim_rate=0.12, kind="paid_trial", trial_days=14, trial_price=100),
@@ -105,21 +105,21 @@ STORY = (
     ),
     StoryOffer(
         slug="club-paid-week", name="Coffee club: a week for 2 euros", kind="paid_trial", product="coffee-club",
-        trial_days=7, trial_price=200, holdout_percent=15,
+        trial_days=7, trial_price=200, holdout_percent=20,
         arms=(Arm("default", 0.26, 0.125, claim_rate=0.10),),
         holdout=_holdout(), share=8, starts_days_ago=360, convert_share=0.8,
         promise="Seven days of the club's coffee, for the price of one cup.",
     ),
     StoryOffer(
         slug="beans-tasting-box", name="Beans: a tasting box for 3.50", kind="sample", product="beans-1kg",
-        trial_days=14, trial_price=350, holdout_percent=10, physical=True, sample_cost=300,
+        trial_days=14, trial_price=350, holdout_percent=20, physical=True, sample_cost=300,
         arms=(Arm("default", 0.27, 0.135, claim_rate=0.22),),
         holdout=_holdout(), share=8, starts_days_ago=340, convert_share=0.5,
         promise="Three 50 g bags of our roasts, to find the one you like.",
     ),
     StoryOffer(
         slug="beans-first-bag-discount", name="Beans: 20% off your first bag", kind="discount", product="beans-1kg",
-        trial_days=30, trial_price=1920, holdout_percent=10,
+        trial_days=30, trial_price=1920, holdout_percent=20,
         arms=(Arm("default", HOLDOUT_BUYER_RATE, HOLDOUT_REPEAT_RATE, claim_rate=0.28),),
         holdout=_holdout(), share=8, starts_days_ago=320, convert_share=0.6,
         promise="Our house beans, a fifth cheaper the first time.",
