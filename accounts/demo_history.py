@@ -60,6 +60,7 @@ from billing.imports import ASSIGNMENTS, CUSTOMERS, PURCHASES, history_import_cs
 from offers import rules
 from offers import services as offer_services
 from offers.models import Offer, Product
+from offers.money import to_major
 from offers.validation import VariantSpec
 
 DAY = 86_400
@@ -181,11 +182,6 @@ def _iso(moment: int) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
-def _major(minor: int) -> str:
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
-
-
 class _Block:
     """Draws one block of customers as the three CSV files the import reads."""
 
@@ -247,10 +243,12 @@ class _Block:
         # In time order, each refund right after its purchase: the import wants it higher up in the file.
         for index, (at, sku, kind, amount, currency, refund_at) in enumerate(self.purchases):
             purchase_id = f"DEMO-P{number:07d}-{index}"
-            lines.append(f"{purchase_id},{external_id},{sku},{kind},{_major(amount)},{currency},{_iso(at)},\n")
+            lines.append(
+                f"{purchase_id},{external_id},{sku},{kind},{to_major(amount, currency)},{currency},{_iso(at)},\n"
+            )
             if refund_at is not None:
                 lines.append(
-                    f"DEMO-R{number:07d}-{index},{external_id},{sku},{kind},{_major(-amount)},{currency},"
+                    f"DEMO-R{number:07d}-{index},{external_id},{sku},{kind},{to_major(-amount, currency)},{currency},"
                     f"{_iso(refund_at)},{purchase_id}\n"
                 )
 

@@ -76,7 +76,7 @@ def _holdout(buyer_rate: float = HOLDOUT_BUYER_RATE, repeat_rate: float = HOLDOU
 
 STORY = (
     StoryOffer(
-        slug=PLANTED_OFFER, name="Beans: a free sample or 25% off?", kind="sample", product="beans-1kg",
+        slug=PLANTED_OFFER, name="House espresso beans, to try", kind="sample", product="beans-1kg",
         trial_days=21, trial_price=0, holdout_percent=20, physical=True, sample_cost=350,
         arms=(
             Arm(SAMPLER_ARM, SAMPLER_BUYER_RATE, SAMPLER_REPEAT_RATE, claim_rate=0.38),

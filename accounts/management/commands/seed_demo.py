@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts.demo import DEMO_PASSWORD, DEMO_USERS, user_ensure
-from accounts.demo_history import history_ensure
+from accounts.demo_history import HistoryRefused, history_ensure
 from accounts.demo_story import CUSTOMERS_PER_OFFER, DEFAULT_CUSTOMERS, PURCHASES_PER_YEAR, STORY
 from accounts.models import User
 from billing.gateway import GatewayError
@@ -110,6 +110,8 @@ class Command(BaseCommand):
             )
         except GatewayError:
             return "not loaded: Stripe is unreachable, so its offers cannot launch (run `make run`)"
+        except HistoryRefused as exc:
+            raise CommandError(str(exc)) from None
         finally:
             bar.close()
         return (
