@@ -284,7 +284,8 @@ class _Block:
         first, safe = assigned, assigned  # where the counted purchases may start; where the extras may
         conversion = None
         if claimed:
-            claimed_at = assigned + int(rng.random() ** 3 * 3 * DAY)
+            # Most claim at once, some within three days, and none after the anchor.
+            claimed_at = assigned + int(rng.random() ** 3 * min(3 * DAY, anchor - HOUR - assigned))
             ends = claimed_at + days * DAY
             closes = ends + GRACE_DAYS * DAY  # the conversion window's end
             automatic = kind in rules.AUTO_CHARGE_KINDS
