@@ -12,7 +12,7 @@ figure is the number written here, and the uplift of a variant is its rate minus
 from dataclasses import dataclass
 
 SEED = 20_261_202  # every draw of the demo history comes from this seed
-DEFAULT_CUSTOMERS = 20_000  # `make run`: about 30 s on SQLite (README, "Demo data")
+DEFAULT_CUSTOMERS = 20_000  # `make run`: about 15 s on SQLite (README, "Demo data")
 BLOCK = 10_000  # customers imported together, in one transaction: the unit of resuming
 WINDOW_DAYS = 90  # METRICS.md's default window N
 HISTORY_DAYS = 730  # customers joined over the two years before the anchor
