@@ -150,8 +150,14 @@ def trials_to_convert(*, customer_id: int, product_id: int, at: datetime) -> lis
     return [
         pk
         for pk, status, ends_at, grace_days in rows
-        if status != Trial.Status.EXPIRED or at <= ends_at + timedelta(days=grace_days)
+        if still_converts(status=status, ends_at=ends_at, grace_days=grace_days, at=at)
     ]
+
+
+def still_converts(*, status: str, ends_at: datetime, grace_days: int, at: datetime) -> bool:
+    """Whether a full-price purchase at ``at`` still converts an open trial (one of CONVERTIBLE,
+    claimed before ``at``) in ``status``: an expired one only within its conversion window."""
+    return status != Trial.Status.EXPIRED or at <= ends_at + timedelta(days=grace_days)
 
 
 # --- Trials written whole, with their history (imports) ------------------------------------------

@@ -69,6 +69,9 @@ class OpenTrial(NamedTuple):
     pk: int
     product_id: int
     claimed_at: datetime
+    status: str
+    ends_at: datetime
+    grace_days: int
 
 
 class Conversion(NamedTuple):
@@ -340,7 +343,8 @@ class PurchasesImporter(WithCustomers):
     def _find_conversions(self, rows: list[NewPurchase]) -> None:
         """Which open trials these new rows convert, as billing.ledger.purchase_record decides
         for one purchase: trials of the same customer, of offers leading to the purchased
-        product, claimed at or before a regular purchase. Found here with one indexed query per
+        product, claimed at or before a regular purchase (an expired one only within its
+        conversion window, trials.services.still_converts). Found here with one indexed query per
         chunk (the customers' open trials) rather than with a join against the rows just
         written, whose statistics the planner does not have yet."""
         regular = [row for row in rows if row.content.kind == Purchase.Kind.REGULAR and row.refund_of_id is None]
@@ -349,15 +353,21 @@ class PurchasesImporter(WithCustomers):
         for customer_id in unknown:
             open_trials[customer_id] = ()
         trials = Trial.objects.filter(status__in=trial_services.CONVERTIBLE).values_list(
-            "pk", "customer_id", "offer__product_id", "claimed_at"
+            "pk", "customer_id", "offer__product_id", "claimed_at", "status", "ends_at", "offer__grace_days"
         )
-        for trial_id, customer_id, product_id, claimed_at in where_in(trials, "customer", unknown):
-            open_trials[customer_id] += (OpenTrial(trial_id, product_id, claimed_at),)
+        for trial_id, customer_id, *fields in where_in(trials, "customer", unknown):
+            open_trials[customer_id] += (OpenTrial(trial_id, *fields),)
         conversions = self.conversions
         for row in regular:
             at = row.content.at
             for trial in open_trials.get(row.content.customer_id, ()):
-                if trial.product_id == row.content.product_id and trial.claimed_at <= at:
+                if (
+                    trial.product_id == row.content.product_id
+                    and trial.claimed_at <= at
+                    and trial_services.still_converts(
+                        status=trial.status, ends_at=trial.ends_at, grace_days=trial.grace_days, at=at
+                    )
+                ):
                     earliest = conversions.get(trial.pk)
                     if earliest is None or (at, row.pk) < earliest:
                         conversions[trial.pk] = Conversion(at, row.pk)

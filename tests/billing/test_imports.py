@@ -459,6 +459,26 @@ def test_only_open_trials_of_offers_leading_to_the_product_convert_and_only_with
     }
 
 
+def test_an_expired_trial_converts_only_within_its_conversion_window_as_on_the_web(shop, sampler):
+    # Both trials ended on June 15 and the grace is 7 days: a purchase on June 22 still converts one,
+    # a purchase on June 23 is an ordinary purchase, as billing.ledger.purchase_record decides.
+    assert sampler.grace_days == 7
+    on_time = claimed_trial(customer=shop["c-1"], offer=sampler, claimed_at=NOW, status=Trial.Status.EXPIRED)
+    too_late = claimed_trial(customer=shop["c-2"], offer=sampler, claimed_at=NOW, status=Trial.Status.EXPIRED)
+
+    result = import_csv(
+        "purchases",
+        purchase("o-1", customer="c-1", at="2026-06-22T09:00:00Z"),
+        purchase("o-2", customer="c-2", at="2026-06-23T09:00:00Z"),
+    )
+
+    assert result.converted == 1
+    on_time.refresh_from_db()
+    too_late.refresh_from_db()
+    assert (on_time.status, on_time.converted_at) == ("converted", datetime(2026, 6, 22, 9, 0, tzinfo=UTC))
+    assert (too_late.status, too_late.converted_at) == ("expired", None)
+
+
 def test_a_refused_import_converts_nothing(shop, sampler):
     trial = claimed_trial(customer=shop["c-1"], offer=sampler, claimed_at=NOW)
 
