@@ -14,6 +14,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 
 from accounts import demo_story as story
 from accounts.demo_history import _anchor, _Block, history_offers
+from analytics.metrics import offer_metrics
 from billing.imports import ASSIGNMENTS, CUSTOMERS, PURCHASES, history_import_csv
 from billing.models import Purchase
 from offers.models import Offer
@@ -67,6 +68,20 @@ def test_the_planted_effects_are_inside_their_95_percent_intervals():
     assert low > 0, "the sampler's effect must be visible: its interval excludes no effect"
     discount, low, high = _uplift(arms, story.DISCOUNT_ARM)
     assert low <= story.DISCOUNT_REPEAT_RATE - story.HOLDOUT_REPEAT_RATE <= high, (discount, low, high)
+
+    # The metrics engine, on the same rows, agrees with the count above and recovers the same
+    # effects inside its own intervals.
+    figures = offer_metrics(offer=Offer.objects.get(slug=story.PLANTED_OFFER), as_of=timezone.now())
+    for arm, (count, total) in arms.items():
+        assert (figures.arm(arm).itt.repeat_buyers, figures.arm(arm).itt.mature) == (count, total)
+    uplift = {entry.arm: entry for entry in figures.uplift if entry.metric == "repeat_rate"}
+    for arm, planted in (
+        (story.SAMPLER_ARM, story.SAMPLER_REPEAT_RATE),
+        (story.DISCOUNT_ARM, story.DISCOUNT_REPEAT_RATE),
+    ):
+        low, high = uplift[arm].ci95
+        assert low <= planted - story.HOLDOUT_REPEAT_RATE <= high, (arm, uplift[arm])
+    assert uplift[story.SAMPLER_ARM].ci95[0] > 0 and not figures.observational and not figures.srm.flag
 
 
 @pytest.mark.django_db
