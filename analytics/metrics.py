@@ -422,8 +422,8 @@ def _arm_json(arm: ArmMetrics) -> dict:
         "conversion": _conversion_json(arm.conversion),
         "outcomes": None if arm.outcomes is None else _fields(arm.outcomes, Outcomes),
         "time_to_convert": None if arm.time_to_convert is None else _time_json(arm.time_to_convert),
-        "itt": _itt_json(arm.itt),
-        "post_trial": None if arm.post_trial is None else _post_trial_json(arm.post_trial),
+        "itt": _window_json(arm.itt, ITT_JSON),
+        "post_trial": None if arm.post_trial is None else _window_json(arm.post_trial, POST_TRIAL_JSON),
     }
 
 
@@ -449,30 +449,19 @@ def _time_json(time: TimeToConvert) -> dict:
     }
 
 
-def _itt_json(window: WindowFigures) -> dict:
-    return {
-        "mature": window.mature,
-        "buyers": window.buyers,
-        "buyer_rate": window.buyer_rate,
-        "buyer_rate_ci95": _pair(window.buyer_rate_ci95),
-        "repeat_buyers": window.repeat_buyers,
-        "repeat_rate": window.repeat_rate,
-        "repeat_rate_ci95": _pair(window.repeat_rate_ci95),
-        "purchases_per_customer": window.purchases_per_customer,
-        "revenue_per_customer": window.revenue_per_customer,
-        "revenue_sd": window.revenue_sd,
-    }
+# The window figures each part of the JSON shows (METRICS.md, "Metrics API"): all of them from
+# assignment, fewer after the trial, and the headline's three in the overview.
+ITT_JSON = (
+    "mature", "buyers", "buyer_rate", "buyer_rate_ci95", "repeat_buyers", "repeat_rate", "repeat_rate_ci95",
+    "purchases_per_customer", "revenue_per_customer", "revenue_sd",
+)  # fmt: skip
+POST_TRIAL_JSON = ("mature", "buyers", "repeat_buyers", "repeat_rate", "purchases_per_customer", "revenue_per_customer")
+HEADLINE_ITT_JSON = ("mature", "repeat_rate", "repeat_rate_ci95")
 
 
-def _post_trial_json(window: WindowFigures) -> dict:
-    return {
-        "mature": window.mature,
-        "buyers": window.buyers,
-        "repeat_buyers": window.repeat_buyers,
-        "repeat_rate": window.repeat_rate,
-        "purchases_per_customer": window.purchases_per_customer,
-        "revenue_per_customer": window.revenue_per_customer,
-    }
+def _window_json(window: WindowFigures, names: tuple[str, ...]) -> dict:
+    """The named figures of a window; an interval (a name ending in ``_ci95``) as a list."""
+    return {name: _pair(getattr(window, name)) if name.endswith("_ci95") else getattr(window, name) for name in names}
 
 
 def _uplift_json(uplift: Uplift) -> dict:
@@ -496,11 +485,7 @@ def _headline_arm_json(arm: ArmMetrics) -> dict:
         "claimed": arm.claimed,
         "claim_rate": arm.claim_rate,
         "conversion": _conversion_json(arm.conversion),
-        "itt": {
-            "mature": arm.itt.mature,
-            "repeat_rate": arm.itt.repeat_rate,
-            "repeat_rate_ci95": _pair(arm.itt.repeat_rate_ci95),
-        },
+        "itt": _window_json(arm.itt, HEADLINE_ITT_JSON),
     }
 
 
