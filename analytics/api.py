@@ -299,17 +299,7 @@ class MetricsView(ApiView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
 
     def query(self, request, serializer_class) -> dict:
-        given = serializer_class(data=request.query_params)
-        # DRF reads "?as_of=" as if the parameter were absent; a parameter given empty is a mistake.
-        empty = {
-            name: ["Give a value, or leave the parameter out for its default."]
-            for name in given.fields
-            if name in request.query_params and not request.query_params[name].strip()
-        }
-        if empty:
-            raise exceptions.ValidationError(empty)
-        given.is_valid(raise_exception=True)
-        values = dict(given.validated_data)
+        values = self.read_query(request, serializer_class)
         values.setdefault("as_of", timezone.now())
         values.setdefault("window_days", 90)
         return values

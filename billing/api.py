@@ -121,13 +121,8 @@ DESCRIPTION = (
 
 
 # --- Views ---------------------------------------------------------------------------------------
-def _skip_invalid(request) -> bool:
-    value = request.query_params.get("skip_invalid", "").strip().lower()
-    if value in ("", "false", "0", "no"):
-        return False
-    if value in ("true", "1", "yes"):
-        return True
-    raise exceptions.ValidationError({"skip_invalid": ["Use true or false."]})
+class ImportQuerySerializer(serializers.Serializer):
+    skip_invalid = serializers.BooleanField(required=False, error_messages={"invalid": "Use true or false."})
 
 
 MALFORMED = "{count} records are not shaped as documented (a JSON object of strings or nulls), so nothing was written."
@@ -176,7 +171,7 @@ class _ImportView(ApiView):
     max_body_bytes = MAX_BODY_BYTES
 
     def post(self, request):
-        skip_invalid = _skip_invalid(request)
+        skip_invalid = self.read_query(request, ImportQuerySerializer).get("skip_invalid", False)
         records = request.data
         if not isinstance(records, list):
             raise exceptions.ValidationError(

@@ -106,6 +106,22 @@ WRITE_ERRORS = {
 class ApiView(APIView):
     permission_classes = [RolePermission]
 
+    @staticmethod
+    def read_query(request, serializer_class) -> dict:
+        """The query string, validated by ``serializer_class``: the values given, without defaults
+        for those left out. A parameter given empty ("?as_of=") is refused with its name: DRF would
+        read it as absent, or for a boolean as false, and quietly answer another question."""
+        given = serializer_class(data=request.query_params)
+        empty = {
+            name: ["Give a value, or leave the parameter out for its default."]
+            for name in given.fields
+            if name in request.query_params and not request.query_params[name].strip()
+        }
+        if empty:
+            raise exceptions.ValidationError(empty)
+        given.is_valid(raise_exception=True)
+        return dict(given.validated_data)
+
 
 # --- Fields ------------------------------------------------------------------------------------
 @extend_schema_field({"type": "string", "pattern": AMOUNT_PATTERN, "example": "24.00"})

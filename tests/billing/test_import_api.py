@@ -208,11 +208,32 @@ def test_too_many_records_at_once_is_a_400(api, monkeypatch):
     assert "at most 2 records" in response.json()["errors"]["non_field_errors"][0]
 
 
-def test_skip_invalid_must_be_true_or_false(api):
-    response = post(api, "/api/v1/customers?skip_invalid=maybe", [CUSTOMER])
+@pytest.mark.parametrize("value", ["maybe", "2", "truthy"])
+def test_skip_invalid_must_be_true_or_false(api, value):
+    response = post(api, f"/api/v1/customers?skip_invalid={value}", [CUSTOMER])
 
     assert response.status_code == 400
     assert response.json() == {"errors": {"skip_invalid": ["Use true or false."]}}
+    assert not User.objects.filter(external_id="c-1").exists()
+
+
+@pytest.mark.parametrize("value", ["", "%20"])
+def test_skip_invalid_given_empty_is_refused_not_read_as_false(api, value):
+    response = post(api, f"/api/v1/customers?skip_invalid={value}", [CUSTOMER])
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": {"skip_invalid": ["Give a value, or leave the parameter out for its default."]}
+    }
+    assert not User.objects.filter(external_id="c-1").exists()
+
+
+@pytest.mark.parametrize(("value", "written"), [("true", 1), ("False", 0), ("1", 1), ("no", 0)])
+def test_skip_invalid_reads_the_usual_spellings(api, value, written):
+    response = post(api, f"/api/v1/customers?skip_invalid={value}", [CUSTOMER, {"external_id": ""}])
+
+    assert response.status_code == (201 if written else 400)
+    assert User.objects.filter(external_id="c-1").count() == written
 
 
 def test_an_empty_list_imports_nothing(api):
