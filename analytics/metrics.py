@@ -217,12 +217,38 @@ def offer_metrics(
     under a ``variant`` filter.
     """
     grace = offer.grace_days if grace_days is None else grace_days
-    weights = _weights(offer)
-    arms = None if variant is None else tuple(dict.fromkeys((variant, HOLDOUT)))
-    units = queries.UnitFilter(
-        offer=offer, arms=arms, country=country, assigned_from=assigned_from, assigned_to=assigned_to
+    units = unit_filter(
+        offer=offer, variant=variant, country=country, assigned_from=assigned_from, assigned_to=assigned_to
     )
     tally = queries.offer_tally(units=units, as_of=as_of, window_days=window_days, grace_days=grace)
+    return metrics_from_tally(
+        offer=offer, tally=tally, as_of=as_of, window_days=window_days, grace_days=grace, variant=variant
+    )
+
+
+def unit_filter(
+    *,
+    offer: Offer,
+    variant: str | None = None,
+    country: str | None = None,
+    assigned_from: datetime | None = None,
+    assigned_to: datetime | None = None,
+) -> queries.UnitFilter:
+    """The units ``offer_metrics`` reads: a ``variant`` keeps that arm and the holdout."""
+    arms = None if variant is None else tuple(dict.fromkeys((variant, HOLDOUT)))
+    return queries.UnitFilter(
+        offer=offer, arms=arms, country=country, assigned_from=assigned_from, assigned_to=assigned_to
+    )
+
+
+def metrics_from_tally(
+    *, offer: Offer, tally: queries.OfferTally, as_of: datetime, window_days: int, grace_days: int, variant: str | None
+) -> OfferMetrics:
+    """The figures of one offer's tally, however it was counted: from the raw rows
+    (``offer_metrics``) or from the rollups (analytics.rollups)."""
+    grace = grace_days
+    weights = _weights(offer)
+    arms = None if variant is None else tuple(dict.fromkeys((variant, HOLDOUT)))
     names = [name for name in weights if arms is None or name in arms]
     names += sorted(name for name in tally.arms if name not in weights)
     has_holdout = offer.holdout_percent > 0 or HOLDOUT in tally.arms
@@ -266,6 +292,13 @@ def offers_overview(*, as_of: datetime, window_days: int = 90, grace_days: int |
         (offer, offer_metrics(offer=offer, as_of=as_of, window_days=window_days, grace_days=grace_days))
         for offer in selectors.offer_list()
     ]
+    return overview_of(every, as_of=as_of, window_days=window_days, grace_days=grace_days)
+
+
+def overview_of(
+    every: list[tuple[Offer, OfferMetrics]], *, as_of: datetime, window_days: int, grace_days: int | None
+) -> OffersOverview:
+    """The overview of these offers' metrics, with the BH adjustment across all of them."""
     headlines = [[entry for entry in metrics.uplift if entry.metric == HEADLINE_METRIC] for _offer, metrics in every]
     adjusted = iter(stats.benjamini_hochberg([entry.p_value for entries in headlines for entry in entries]))
     return OffersOverview(

@@ -21,7 +21,7 @@ Python and passed as a parameter.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -42,6 +42,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import TruncWeek
 
 from billing.models import ExchangeRate, Purchase
 from offers.models import Offer
@@ -158,7 +159,7 @@ class OfferTally:
 def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_days: int) -> OfferTally:
     window, grace = timedelta(days=window_days), timedelta(days=grace_days)
     counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
-    claims = _claim_times(units=units, as_of=as_of, grace=grace)
+    claims = claim_times(units=units, as_of=as_of, grace=grace)
     revenue = _revenue_expression(units.offer)
     itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
@@ -208,7 +209,7 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
     return {row.pop("arm"): row for row in rows}
 
 
-def _claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
     converted = Q(converted_at__lte=as_of)
     moment = DateTimeField()
     rows = (
@@ -360,6 +361,82 @@ def _window_sums(per_unit: QuerySet) -> tuple[dict[str, dict], int]:
         }
         unconverted += int(left_out or 0)
     return sums, unconverted
+
+
+# --- 3. Repeat purchase by weeks since the trial's end ------------------------------------------
+@dataclass(frozen=True)
+class CohortRow:
+    week: date  # the Monday of the week the cohort's trials ended
+    claimers: int
+    buyers: tuple[int | None, ...]  # per week since the end; None: that week is not over for all by T
+
+
+def repeat_cohorts(*, units: UnitFilter, as_of: datetime, weeks: int) -> list[CohortRow]:
+    """The claimed trials that ended by ``T``, grouped by the week they ended; for each week ``k``
+    since the end, how many of them made a purchase in ``[ends_at + 7k, ends_at + 7(k + 1))``.
+    A cell is None until that week is over for every trial of the cohort (the cohort's Monday
+    plus ``7(k + 2)`` days), so an unfinished week is never shown as a low rate."""
+    claimed = {
+        "assignment__assigned_at__lte": as_of,
+        "claimed_at__lte": as_of,
+        "status__in": CLAIMED_STATUSES,
+        "ends_at__lte": as_of,
+    }
+    claimers = {
+        _day(row["week"]): row["n"]
+        for row in Trial.objects.filter(units.q("assignment__"), **claimed)
+        .order_by()
+        .values(week=TruncWeek("ends_at"))
+        .annotate(n=Count("pk"))
+    }
+    week = timedelta(days=7)
+    start = F("customer__trials__ends_at")
+    per_trial = (
+        Purchase.objects.filter(
+            units.q("customer__trials__assignment__"),
+            **{f"customer__trials__{name}": value for name, value in claimed.items()},
+            kind=Purchase.Kind.REGULAR,
+            purchased_at__gte=start,
+            purchased_at__lt=start + week * weeks,
+            purchased_at__lte=as_of,
+        )
+        .order_by()
+        .values(claim_id=F("customer__trials__id"), week=TruncWeek("customer__trials__ends_at"))
+        .annotate(
+            **{
+                f"w{k}": Count(
+                    "pk",
+                    filter=_is_purchase(as_of)
+                    & Q(purchased_at__gte=start + week * k, purchased_at__lt=start + week * (k + 1)),
+                )
+                for k in range(weeks)
+            }
+        )
+    )
+    inner, params = per_trial.query.sql_with_params()
+    columns = ", ".join(f"SUM(CASE WHEN w{k} >= 1 THEN 1 ELSE 0 END)" for k in range(weeks))
+    sql = f"SELECT week, {columns} FROM ({inner}) per_trial GROUP BY week"  # noqa: S608 (the ORM's, parameters apart)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        bought = {_day(row[0]): [int(value or 0) for value in row[1:]] for row in cursor.fetchall()}
+    rows = []
+    for monday, n in sorted(claimers.items()):
+        counts = bought.get(monday, [0] * weeks)
+        over = [datetime.combine(monday, time(), tzinfo=UTC) + week * (k + 2) <= as_of for k in range(weeks)]
+        rows.append(
+            CohortRow(
+                week=monday, claimers=n, buyers=tuple(c if o else None for c, o in zip(counts, over, strict=True))
+            )
+        )
+    return rows
+
+
+def _day(value) -> date:
+    """A TruncWeek value as a date, whether the backend handed back a datetime or (SQLite, in raw
+    SQL) its text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _number(value) -> int | Decimal | float:
