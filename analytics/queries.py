@@ -239,6 +239,23 @@ def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict
     return claims
 
 
+def claim_weeks(*, units: UnitFilter, as_of: datetime) -> dict[tuple[date, str], dict[str, int]]:
+    """Claimed trials by (Monday of the claim's week, arm), each with its outcome counts, sorted."""
+    rows = (
+        Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES)
+        .filter(assignment__assigned_at__lte=as_of)
+        .order_by()
+        .values("status", week=TruncWeek("claimed_at"), arm_name=F("assignment__arm"))
+        .annotate(n=Count("pk"))
+    )
+    outcome_of = {status: name for name, statuses in OUTCOMES.items() for status in statuses}
+    weeks: dict[tuple[date, str], dict[str, int]] = {}
+    for row in rows:
+        counts = weeks.setdefault((_day(row["week"]), row["arm_name"]), dict.fromkeys(OUTCOMES, 0))
+        counts[outcome_of[row["status"]]] += row["n"]
+    return dict(sorted(weeks.items()))
+
+
 # --- 2. Purchase windows ---------------------------------------------------------------------
 def _revenue_expression(offer: Offer) -> Case:
     """A ledger row's amount in minor units of the offer's currency, or NULL when it is in

@@ -37,6 +37,16 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class ClaimWeek:
+    """The claimed trials of one arm whose claim fell in the week starting ``week`` (a Monday,
+    UTC), by their current outcome (METRICS.md's ``outcomes``)."""
+
+    week: date
+    arm: str
+    outcomes: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Cohorts:
     as_of: datetime
     rows: tuple[queries.CohortRow, ...]
@@ -82,3 +92,15 @@ def cohorts(offer: Offer, selection: Slice = Slice()) -> Cohorts:
     )
     moment = as_of()
     return Cohorts(as_of=moment, rows=tuple(queries.repeat_cohorts(units=units, as_of=moment, weeks=COHORT_WEEKS)))
+
+
+def claim_weeks(offer: Offer, selection: Slice = Slice()) -> list[ClaimWeek]:
+    """The "outcomes by claim week" chart: every week with a claim, per arm, oldest first."""
+    start, end = selection.bounds()
+    units = metrics.unit_filter(
+        offer=offer, variant=selection.variant, country=selection.country, assigned_from=start, assigned_to=end
+    )
+    return [
+        ClaimWeek(week=week, arm=arm, outcomes=outcomes)
+        for (week, arm), outcomes in queries.claim_weeks(units=units, as_of=as_of()).items()
+    ]

@@ -25,7 +25,7 @@ import pytest
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
 
-from analytics import api, metrics
+from analytics import api, metrics, queries
 from billing.models import ExchangeRate
 from tests import factories
 from tests.factories import NOW
@@ -360,3 +360,25 @@ def test_the_overview_adjusts_p_values_across_offers(offer, history, marketer):
     assert set(body["offers"][0]) == {
         "offer", "name", "status", "currency", "grace_days", "observational", "srm", "arms", "uplift"
     }  # fmt: skip
+
+
+def test_claim_weeks_count_each_arms_claims_by_outcome_and_week(offer, history):
+    weeks = queries.claim_weeks(units=metrics.unit_filter(offer=offer), as_of=T)
+    monday = NOW.date()  # 1 June 2026 is a Monday
+    assert monday.weekday() == 0
+    none = dict.fromkeys(queries.OUTCOMES, 0)
+    later = {day(150).date() - timedelta(days=day(150).weekday()), day(190).date() - timedelta(days=day(190).weekday())}
+    assert weeks == {
+        (monday, "default"): none | {"converted": 1, "cancelled": 1},
+        (monday, "long"): none | {"converted": 2},
+        **{(week, "default"): none | {"pending": 1} for week in later},
+    }
+    assert list(weeks) == sorted(weeks)
+    # Claims after the as-of moment are not there yet.
+    assert (
+        sum(
+            sum(c.values())
+            for c in queries.claim_weeks(units=metrics.unit_filter(offer=offer), as_of=day(160)).values()
+        )
+        == 5
+    )
