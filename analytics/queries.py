@@ -160,7 +160,7 @@ def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_d
     window, grace = timedelta(days=window_days), timedelta(days=grace_days)
     counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
     claims = claim_times(units=units, as_of=as_of, grace=grace)
-    revenue = _revenue_expression(units.offer)
+    revenue = revenue_expression(units.offer)
     itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     arms = {}
@@ -210,14 +210,21 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
 
 
 def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+    trials = Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES).filter(
+        assignment__assigned_at__lte=as_of
+    )
+    return claim_times_of(trials, arm="assignment__arm", as_of=as_of, grace=grace)
+
+
+def claim_times_of(rows: QuerySet, *, arm: str, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+    """``claim_times`` of rows that are each one claimed trial, with its ``claimed_at``,
+    ``converted_at`` and ``ends_at`` and its arm at ``arm``: trials, or the rollups' units."""
     converted = Q(converted_at__lte=as_of)
     moment = DateTimeField()
-    rows = (
-        Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES)
-        .filter(assignment__assigned_at__lte=as_of)
-        .order_by()
+    grouped = (
+        rows.order_by()
         .values(
-            arm_name=F("assignment__arm"),
+            arm_name=F(arm),
             observed=Case(
                 When(converted, then=F("converted_at") - F("claimed_at")),
                 default=Value(as_of, output_field=moment) - F("claimed_at"),
@@ -233,31 +240,34 @@ def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict
         .annotate(count=Count("pk"))
     )
     claims: dict[str, list[ClaimTimes]] = {}
-    for row in rows:
-        arm = row.pop("arm_name")
-        claims.setdefault(arm, []).append(ClaimTimes(**row))
+    for row in grouped:
+        name = row.pop("arm_name")
+        claims.setdefault(name, []).append(ClaimTimes(**row))
     return claims
 
 
 def claim_weeks(*, units: UnitFilter, as_of: datetime) -> dict[tuple[date, str], dict[str, int]]:
     """Claimed trials by (Monday of the claim's week, arm), each with its outcome counts, sorted."""
-    rows = (
-        Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES)
-        .filter(assignment__assigned_at__lte=as_of)
-        .order_by()
-        .values("status", week=TruncWeek("claimed_at"), arm_name=F("assignment__arm"))
-        .annotate(n=Count("pk"))
+    trials = Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES).filter(
+        assignment__assigned_at__lte=as_of
     )
+    return claim_weeks_of(trials, arm="assignment__arm")
+
+
+def claim_weeks_of(rows: QuerySet, *, arm: str) -> dict[tuple[date, str], dict[str, int]]:
+    """``claim_weeks`` of rows that are each one claimed trial, with its ``claimed_at`` and
+    ``status`` and its arm at ``arm``: trials, or the rollups' units."""
+    grouped = rows.order_by().values("status", week=TruncWeek("claimed_at"), arm_name=F(arm)).annotate(n=Count("pk"))
     outcome_of = {status: name for name, statuses in OUTCOMES.items() for status in statuses}
     weeks: dict[tuple[date, str], dict[str, int]] = {}
-    for row in rows:
-        counts = weeks.setdefault((_day(row["week"]), row["arm_name"]), dict.fromkeys(OUTCOMES, 0))
+    for row in grouped:
+        counts = weeks.setdefault((day_of(row["week"]), row["arm_name"]), dict.fromkeys(OUTCOMES, 0))
         counts[outcome_of[row["status"]]] += row["n"]
     return dict(sorted(weeks.items()))
 
 
 # --- 2. Purchase windows ---------------------------------------------------------------------
-def _revenue_expression(offer: Offer) -> Case:
+def revenue_expression(offer: Offer) -> Case:
     """A ledger row's amount in minor units of the offer's currency, or NULL when it is in
     another currency with no rate in force at ``purchased_at`` (billing.ExchangeRate)."""
     target = offer.currency
@@ -284,7 +294,7 @@ def _revenue_expression(offer: Offer) -> Case:
     )
 
 
-def _is_purchase(as_of: datetime) -> Q:
+def is_purchase(as_of: datetime) -> Q:
     """METRICS.md's purchase: a positive ``regular`` row that no refund points at. A refund made
     after ``T`` was not there at ``T``, so it does not undo the purchase as of ``T``."""
     refunded = Purchase.objects.filter(refund_of=OuterRef("pk"), purchased_at__lte=as_of)
@@ -345,7 +355,7 @@ def _per_unit(rows: QuerySet, *, unit: str, arm: str, as_of: datetime, revenue: 
         .alias(value=revenue)
         .values(unit_id=F(unit), arm_name=F(arm))
         .annotate(
-            n=Count("pk", filter=_is_purchase(as_of)),
+            n=Count("pk", filter=is_purchase(as_of)),
             revenue=Sum("value"),
             unconverted=Count("pk", filter=Q(value__isnull=True) & left_out),
         )
@@ -373,8 +383,8 @@ def _window_sums(per_unit: QuerySet) -> tuple[dict[str, dict], int]:
             "repeat_buyers": int(repeat_buyers or 0),
             "purchases_sum": int(n_sum or 0),
             "purchases_sq": int(n_sq or 0),
-            "revenue_sum": _number(revenue_sum),
-            "revenue_sq": _number(revenue_sq),
+            "revenue_sum": number(revenue_sum),
+            "revenue_sq": number(revenue_sq),
         }
         unconverted += int(left_out or 0)
     return sums, unconverted
@@ -400,7 +410,7 @@ def repeat_cohorts(*, units: UnitFilter, as_of: datetime, weeks: int) -> list[Co
         "ends_at__lte": as_of,
     }
     claimers = {
-        _day(row["week"]): row["n"]
+        day_of(row["week"]): row["n"]
         for row in Trial.objects.filter(units.q("assignment__"), **claimed)
         .order_by()
         .values(week=TruncWeek("ends_at"))
@@ -423,7 +433,7 @@ def repeat_cohorts(*, units: UnitFilter, as_of: datetime, weeks: int) -> list[Co
             **{
                 f"w{k}": Count(
                     "pk",
-                    filter=_is_purchase(as_of)
+                    filter=is_purchase(as_of)
                     & Q(purchased_at__gte=start + week * k, purchased_at__lt=start + week * (k + 1)),
                 )
                 for k in range(weeks)
@@ -435,7 +445,16 @@ def repeat_cohorts(*, units: UnitFilter, as_of: datetime, weeks: int) -> list[Co
     sql = f"SELECT week, {columns} FROM ({inner}) per_trial GROUP BY week"  # noqa: S608 (the ORM's, parameters apart)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        bought = {_day(row[0]): [int(value or 0) for value in row[1:]] for row in cursor.fetchall()}
+        bought = {day_of(row[0]): [int(value or 0) for value in row[1:]] for row in cursor.fetchall()}
+    return cohort_rows(claimers, bought, as_of=as_of, weeks=weeks)
+
+
+def cohort_rows(
+    claimers: dict[date, int], bought: dict[date, list[int]], *, as_of: datetime, weeks: int
+) -> list[CohortRow]:
+    """The heatmap's rows from each cohort's size and its buyers per week since the end, with the
+    weeks not yet over for every trial of the cohort blanked (None)."""
+    week = timedelta(days=7)
     rows = []
     for monday, n in sorted(claimers.items()):
         counts = bought.get(monday, [0] * weeks)
@@ -448,7 +467,7 @@ def repeat_cohorts(*, units: UnitFilter, as_of: datetime, weeks: int) -> list[Co
     return rows
 
 
-def _day(value) -> date:
+def day_of(value) -> date:
     """A TruncWeek value as a date, whether the backend handed back a datetime or (SQLite, in raw
     SQL) its text."""
     if isinstance(value, str):
@@ -456,7 +475,7 @@ def _day(value) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def _number(value) -> int | Decimal | float:
+def number(value) -> int | Decimal | float:
     if value is None:
         return 0
     if isinstance(value, Decimal) and value == value.to_integral_value():

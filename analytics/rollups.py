@@ -1,34 +1,94 @@
-"""What the dashboards read (PROVISIONAL: this first version reads the raw rows through the
-engine at the moment of the request; the rollup tables that replace the bodies, with the same
-signatures, are being built in analytics/rollups.py on another branch).
+"""What the dashboards read: the rollup tables, kept fresh by a beat job, so that a dashboard never
+scans the purchases ledger.
 
-Filters are a ``Slice``: a variant (with the holdout it is measured against), a country, and the
-days of assignment ``assigned_from`` to ``assigned_to`` inclusive (UTC days). The window is
-``WINDOW_DAYS`` and the grace each offer's own.
+**Why one row per unit.** The suggested key, (offer, arm, day of assignment), cannot be exact:
+maturity is decided per unit (``assigned_at + N ≤ T`` for the purchase windows, ``ends_at + G ≤ T``
+for a conversion), and a day's units do not mature together with their trials; "buyers" and
+"repeat buyers" need each unit's own purchase count, which a sum over a day has lost; and every
+filter (country, variant, date range) must still give METRICS.md's numbers. So the rollup keeps
+each unit's sufficient statistics instead (``analytics.models.UnitRollup``): its arm and times, its
+trial's times and state, and its purchase count, revenue and rate-less rows over each window.
+A dashboard then reduces those rows, in one aggregate query per offer, to exactly the per-arm
+counts, sums and sums of squares the engine's raw-row queries give (``analytics.queries.OfferTally``),
+and the same ``analytics.metrics.metrics_from_tally`` turns them into figures. Maturity, the
+offer's grace and every filter are applied when reading, so time passing changes no row; only new
+ledger rows, trial moves, assignments and exchange rates do. A unit row is a few dozen bytes: a
+million customers and a hundred offers make a table far smaller than the ledger it replaces.
+
+The window is fixed at ``WINDOW_DAYS``; the metrics API, which takes any ``window_days``, any
+``grace_days`` and any ``as_of``, reads the raw rows through the engine instead.
+
+**Keeping fresh** (``refresh``, every minute from beat). Each source table is read forward from a
+watermark, its last id folded: new assignments, the units of customers with new ledger rows, the
+units of trials with new history rows (every move of a trial writes one, trials/services.py), the
+units of offers in a currency that got a new rate, and visitors' assignments that joined an
+account. Each batch is one transaction that takes the state row's lock, folds each dirty unit once
+(delete and insert its row) and moves the watermarks on, so a refresh that is stopped resumes
+where it stopped, and two that overlap wait for each other and never fold the same change twice.
+An id the watermark passed that was not there yet (its transaction still open) is remembered in
+``gaps`` and folded when it appears, or forgotten after ``GAP_PATIENCE`` (a rolled-back insert).
+Last, the data's moment ``as_of`` moves to now: a refund whose time has come since a unit was
+folded undoes that unit's purchase (METRICS.md), so those units are folded again first.
+
+Reading is exact against the engine at the rollups' ``as_of`` (tests/analytics/test_rollups.py
+checks it on random histories).
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from analytics import metrics, queries
+from analytics.models import RollupState, UnitRollup
+from billing.models import ExchangeRate, Purchase
 from offers.models import Offer
+from offers.money import places
+from offers.rules import HOLDOUT
+from trials.models import Assignment, TrialEvent
 
 WINDOW_DAYS = 90
 COHORT_WEEKS = 13  # weeks since the trial's end in the cohort heatmap: 0 to 12
+GAP_PATIENCE = timedelta(days=1)
+FOLD_CHUNK = 2_000  # units per INSERT … SELECT: each names its ids four times (SQLite caps parameters)
+MONEY = DecimalField(max_digits=40, decimal_places=12)
 
 
+class NotBuilt(Exception):
+    """The rollups were never built: ``manage.py rebuild_rollups`` builds them."""
+
+
+# --- Reading -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Slice:
+    """The dashboards' filters: a variant (kept with the holdout it is measured against), a
+    country, and the UTC days of assignment ``assigned_from`` to ``assigned_to``, inclusive."""
+
     variant: str | None = None
     country: str | None = None
     assigned_from: date | None = None  # first day, inclusive
     assigned_to: date | None = None  # last day, inclusive
 
     def bounds(self) -> tuple[datetime | None, datetime | None]:
-        """``[start, end)`` in time for the engine's ``assigned_from``/``assigned_to``."""
+        """``[start, end)`` in time."""
         start = None if self.assigned_from is None else datetime.combine(self.assigned_from, time(), tzinfo=UTC)
         end = None
         if self.assigned_to is not None:
@@ -54,53 +114,505 @@ class Cohorts:
 
 def as_of() -> datetime | None:
     """The moment the rollups' data is as of; None when they were never built."""
-    return timezone.now()
+    return RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
 
 
 def offer_metrics(offer: Offer, selection: Slice = Slice()) -> metrics.OfferMetrics:
-    start, end = selection.bounds()
-    return metrics.offer_metrics(
-        offer=offer,
-        as_of=as_of(),
-        window_days=WINDOW_DAYS,
-        variant=selection.variant,
-        country=selection.country,
-        assigned_from=start,
-        assigned_to=end,
-    )
+    """Every figure of METRICS.md for ``offer``, as the engine gives it at ``as_of()`` with the
+    window ``WINDOW_DAYS`` and the offer's grace."""
+    moment = _moment()
+    tally = _tallies([offer], selection, moment, with_claims=True)[offer.pk]
+    return _figures(offer, tally, selection, moment)
 
 
 def overview(offers: Iterable[Offer], selection: Slice = Slice()) -> metrics.OffersOverview:
-    moment = as_of()
-    every = [(offer, offer_metrics(offer, selection)) for offer in offers]
+    """Every offer's figures with the Benjamini-Hochberg adjustment across them. One query for
+    all the offers; the overview has no time-to-convert figures (``time_to_convert`` has
+    ``converters`` 0 and no quantiles), which need every claim: the offer's own page has them."""
+    moment = _moment()
+    offers = list(offers)
+    tallies = _tallies(offers, selection, moment, with_claims=False)
+    every = [(offer, _figures(offer, tallies[offer.pk], selection, moment)) for offer in offers]
     return metrics.overview_of(every, as_of=moment, window_days=WINDOW_DAYS, grace_days=None)
 
 
 def claim_times(offer: Offer, selection: Slice = Slice()) -> dict[str, list[queries.ClaimTimes]]:
     """Each arm's claimed trials' times, for the Kaplan-Meier curve (analytics.stats)."""
-    start, end = selection.bounds()
-    units = metrics.unit_filter(
-        offer=offer, variant=selection.variant, country=selection.country, assigned_from=start, assigned_to=end
-    )
-    return queries.claim_times(units=units, as_of=as_of(), grace=timedelta(days=offer.grace_days))
-
-
-def cohorts(offer: Offer, selection: Slice = Slice()) -> Cohorts:
-    start, end = selection.bounds()
-    units = metrics.unit_filter(
-        offer=offer, variant=selection.variant, country=selection.country, assigned_from=start, assigned_to=end
-    )
-    moment = as_of()
-    return Cohorts(as_of=moment, rows=tuple(queries.repeat_cohorts(units=units, as_of=moment, weeks=COHORT_WEEKS)))
+    moment = _moment()
+    rows = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
+    return queries.claim_times_of(rows, arm="arm", as_of=moment, grace=timedelta(days=offer.grace_days))
 
 
 def claim_weeks(offer: Offer, selection: Slice = Slice()) -> list[ClaimWeek]:
     """The "outcomes by claim week" chart: every week with a claim, per arm, oldest first."""
-    start, end = selection.bounds()
-    units = metrics.unit_filter(
-        offer=offer, variant=selection.variant, country=selection.country, assigned_from=start, assigned_to=end
-    )
+    moment = _moment()
+    rows = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
     return [
         ClaimWeek(week=week, arm=arm, outcomes=outcomes)
-        for (week, arm), outcomes in queries.claim_weeks(units=units, as_of=as_of()).items()
+        for (week, arm), outcomes in queries.claim_weeks_of(rows, arm="arm").items()
     ]
+
+
+def cohorts(offer: Offer, selection: Slice = Slice()) -> Cohorts:
+    """The cohort heatmap: claimers by the week their trial ended, and how many bought in each
+    week since; weeks not over for the whole cohort are None."""
+    moment = _moment()
+    bits = {f"bit{k}": F("cohort_weeks").bitand(1 << k) for k in range(COHORT_WEEKS)}
+    grouped = (
+        _rows([offer], selection, moment)
+        .filter(claimed_at__lte=moment, ends_at__lte=moment)
+        .alias(**bits)
+        .values(week=TruncWeek("ends_at"))
+        .annotate(n=Count("pk"), **{f"w{k}": Count("pk", filter=Q(**{f"bit{k}__gt": 0})) for k in range(COHORT_WEEKS)})
+    )
+    claimers, bought = {}, {}
+    for row in grouped:
+        monday = queries.day_of(row["week"])
+        claimers[monday] = row["n"]
+        bought[monday] = [row[f"w{k}"] for k in range(COHORT_WEEKS)]
+    rows = queries.cohort_rows(claimers, bought, as_of=moment, weeks=COHORT_WEEKS)
+    return Cohorts(as_of=moment, rows=tuple(rows))
+
+
+def _moment() -> datetime:
+    moment = as_of()
+    if moment is None:
+        raise NotBuilt("The rollups were never built: run `python manage.py rebuild_rollups`.")
+    return moment
+
+
+def _figures(offer: Offer, tally: queries.OfferTally, selection: Slice, moment: datetime) -> metrics.OfferMetrics:
+    return metrics.metrics_from_tally(
+        offer=offer,
+        tally=tally,
+        as_of=moment,
+        window_days=WINDOW_DAYS,
+        grace_days=offer.grace_days,
+        variant=selection.variant,
+    )
+
+
+def _rows(offers: list[Offer], selection: Slice, moment: datetime) -> QuerySet[UnitRollup]:
+    rows = UnitRollup.objects.filter(offer__in=offers, assigned_at__lte=moment)
+    if selection.variant is not None:
+        rows = rows.filter(arm__in=(selection.variant, HOLDOUT))
+    if selection.country is not None:
+        # Read through the customer, not copied into the row: a changed country shows at once.
+        rows = rows.filter(assignment__customer__country=selection.country)
+    start, end = selection.bounds()
+    if start is not None:
+        rows = rows.filter(assigned_at__gte=start)
+    if end is not None:
+        rows = rows.filter(assigned_at__lt=end)
+    return rows.order_by()
+
+
+def _tallies(
+    offers: list[Offer], selection: Slice, moment: datetime, *, with_claims: bool
+) -> dict[int, queries.OfferTally]:
+    """Each offer's tally, as ``analytics.queries.offer_tally`` counts it from the raw rows: one
+    aggregate query per distinct grace (usually one for all the offers)."""
+    window = timedelta(days=WINDOW_DAYS)
+    tallies = {offer.pk: queries.OfferTally(arms={}, unconverted_rows=0) for offer in offers}
+    for grace_days in sorted({offer.grace_days for offer in offers}):
+        same_grace = [offer for offer in offers if offer.grace_days == grace_days]
+        grace = timedelta(days=grace_days)
+        rows = _rows(same_grace, selection, moment).values("offer_id", "arm").annotate(**_sums(moment, window, grace))
+        arms: dict[int, dict[str, queries.ArmTally]] = {offer.pk: {} for offer in same_grace}
+        unconverted = dict.fromkeys(arms, 0)
+        for row in rows:
+            offer_id, arm = row["offer_id"], row["arm"]
+            unconverted[offer_id] += int(row["unconverted"] or 0)
+            arms[offer_id][arm] = queries.ArmTally(
+                arm=arm,
+                assigned=row["assigned"],
+                claimed=row["claimed"],
+                conversion_mature=row["conversion_mature"],
+                converted=row["converted"],
+                pending=row["pending"],
+                outcomes=tuple((name, row[f"outcome_{name}"]) for name in queries.OUTCOMES),
+                itt=_window_tally(row, "itt"),
+                post_trial=_window_tally(row, "post"),
+            )
+        if with_claims:
+            for offer in same_grace:
+                claimed = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
+                for arm, claims in queries.claim_times_of(claimed, arm="arm", as_of=moment, grace=grace).items():
+                    tally = arms[offer.pk].get(arm) or queries.ArmTally(arm=arm)
+                    arms[offer.pk][arm] = _with_claims(tally, claims)
+        for offer in same_grace:
+            tallies[offer.pk] = queries.OfferTally(arms=arms[offer.pk], unconverted_rows=unconverted[offer.pk])
+    return tallies
+
+
+def _with_claims(tally: queries.ArmTally, claims: list[queries.ClaimTimes]) -> queries.ArmTally:
+    return replace(tally, claims=tuple(claims))
+
+
+def _sums(moment: datetime, window: timedelta, grace: timedelta) -> dict:
+    """The aggregates of one arm's unit rows: the engine's counts and sufficient statistics, with
+    maturity decided here, at reading, per unit."""
+    claimed = Q(claimed_at__lte=moment)
+    decided = Q(ends_at__lte=moment - grace)  # D = ends_at + G ≤ T
+    on_time = Q(converted_at__lte=F("ends_at") + grace)
+    not_converted_by_t = Q(converted_at__isnull=True) | Q(converted_at__gt=moment)
+    itt = Q(assigned_at__lte=moment - window)
+    post = claimed & Q(ends_at__lte=moment - window)
+    sums = {
+        "assigned": Count("pk"),
+        "claimed": Count("pk", filter=claimed),
+        "conversion_mature": Count("pk", filter=claimed & decided),
+        "converted": Count("pk", filter=claimed & decided & on_time),
+        "pending": Count("pk", filter=claimed & ~decided & not_converted_by_t),
+        **{
+            f"outcome_{name}": Count("pk", filter=claimed & Q(status__in=statuses))
+            for name, statuses in queries.OUTCOMES.items()
+        },
+        # A row outside a mature unit's itt window is counted once, in its post-trial window.
+        "unconverted": Sum("itt_unconverted", filter=itt, default=0)
+        + Sum("post_unconverted", filter=post & ~itt, default=0)
+        + Sum("post_unconverted_outside", filter=post & itt, default=0),
+    }
+    for prefix, mature in (("itt", itt), ("post", post)):
+        purchases, revenue = F(f"{prefix}_purchases"), F(f"{prefix}_revenue")
+        sums |= {
+            f"{prefix}_mature": Count("pk", filter=mature),
+            f"{prefix}_buyers": Count("pk", filter=mature & Q(**{f"{prefix}_purchases__gte": 1})),
+            f"{prefix}_repeat_buyers": Count("pk", filter=mature & Q(**{f"{prefix}_purchases__gte": 2})),
+            f"{prefix}_purchases_sum": Sum(purchases, filter=mature),
+            f"{prefix}_purchases_sq": Sum(purchases * purchases, filter=mature),
+            f"{prefix}_revenue_sum": Sum(revenue, filter=mature, output_field=MONEY),
+            f"{prefix}_revenue_sq": Sum(revenue * revenue, filter=mature, output_field=MONEY),
+        }
+    return sums
+
+
+def _window_tally(row: dict, prefix: str) -> queries.WindowTally:
+    return queries.WindowTally(
+        mature=row[f"{prefix}_mature"],
+        buyers=row[f"{prefix}_buyers"],
+        repeat_buyers=row[f"{prefix}_repeat_buyers"],
+        purchases_sum=int(row[f"{prefix}_purchases_sum"] or 0),
+        purchases_sq=int(row[f"{prefix}_purchases_sq"] or 0),
+        revenue_sum=queries.number(row[f"{prefix}_revenue_sum"]),
+        revenue_sq=queries.number(row[f"{prefix}_revenue_sq"]),
+    )
+
+
+# --- Folding: raw rows into unit rows -------------------------------------------------------------
+def fold(units: list[int] | range, *, moment: datetime) -> int:
+    """Compute again, as of ``moment``, the rows of these units (assignment ids; a range is read
+    as ids ``start ≤ id < stop``), in the caller's transaction. An id that is not (or no longer)
+    a unit loses its row. Returns how many rows were written."""
+    if isinstance(units, range):
+        scopes = [Q(id__gte=units.start, id__lt=units.stop)]
+    else:
+        ordered = sorted(set(units))
+        scopes = [Q(id__in=ordered[i : i + FOLD_CHUNK]) for i in range(0, len(ordered), FOLD_CHUNK)]
+    written = 0
+    for scope in scopes:
+        UnitRollup.objects.filter(_prefixed(scope, "assignment__")).delete()
+        sql, params = _fold_sql(scope, moment)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written += cursor.rowcount
+    return written
+
+
+def _prefixed(scope: Q, prefix: str) -> Q:
+    """The condition on an assignment's id, said of an assignment reached through ``prefix``."""
+    return Q(*[(f"{prefix}{name}", value) for name, value in scope.children])
+
+
+COLUMNS = (
+    "assignment_id",
+    "offer_id",
+    "arm",
+    "assigned_at",
+    "status",
+    "claimed_at",
+    "ends_at",
+    "converted_at",
+    "itt_purchases",
+    "itt_revenue",
+    "itt_unconverted",
+    "post_purchases",
+    "post_revenue",
+    "post_unconverted",
+    "post_unconverted_outside",
+    "cohort_weeks",
+    "folded_at",
+)
+
+
+def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
+    """One INSERT … SELECT: the units joined to their purchases over the itt window, over the
+    post-trial window and by week since the trial's end, each reduced per unit by a query the
+    ORM writes (so each backend gets its own datetime arithmetic)."""
+    window = timedelta(days=WINDOW_DAYS)
+    claimed = Q(trial__status__in=queries.CLAIMED_STATUSES)
+
+    def trial_field(name: str):
+        return Case(When(claimed, then=F(f"trial__{name}")), default=Value(None))
+
+    base = (
+        Assignment.objects.filter(scope, customer__isnull=False, superseded_by__isnull=True)
+        .order_by()
+        .values(
+            unit=F("id"),
+            unit_offer=F("offer_id"),
+            unit_arm=F("arm"),
+            unit_assigned=F("assigned_at"),
+            unit_status=Case(When(claimed, then=F("trial__status")), default=Value("")),
+            unit_claimed=trial_field("claimed_at"),
+            unit_ends=trial_field("ends_at"),
+            unit_converted=trial_field("converted_at"),
+        )
+    )
+    at_unit = _prefixed(scope, "customer__assignments__") & Q(customer__assignments__superseded_by__isnull=True)
+    assigned = F("customer__assignments__assigned_at")
+    itt = _per_unit(
+        Purchase.objects.filter(at_unit, purchased_at__gte=assigned, purchased_at__lt=assigned + window),
+        unit="customer__assignments__id",
+        offer="customer__assignments__offer",
+        moment=moment,
+        extra={},
+    )
+    at_trial = _prefixed(scope, "customer__trials__assignment__") & Q(
+        customer__trials__assignment__superseded_by__isnull=True,
+        customer__trials__assignment__customer__isnull=False,
+        customer__trials__status__in=queries.CLAIMED_STATUSES,
+    )
+    ends = F("customer__trials__ends_at")
+    assigned = F("customer__trials__assignment__assigned_at")
+    in_itt_window = Q(purchased_at__gte=assigned, purchased_at__lt=assigned + window)
+    post = _per_unit(
+        Purchase.objects.filter(at_trial, purchased_at__gte=ends, purchased_at__lt=ends + window),
+        unit="customer__trials__assignment_id",
+        offer="customer__trials__offer",
+        moment=moment,
+        extra={"outside": Count("pk", filter=Q(value__isnull=True) & ~in_itt_window)},
+    )
+    week = timedelta(days=7)
+    weeks = [
+        Max(
+            Case(
+                When(
+                    queries.is_purchase(moment)
+                    & Q(purchased_at__gte=ends + week * k, purchased_at__lt=ends + week * (k + 1)),
+                    then=Value(1 << k),
+                ),
+                default=Value(0),
+            )
+        )
+        for k in range(COHORT_WEEKS)
+    ]
+    cohort = (
+        Purchase.objects.filter(
+            at_trial, kind=Purchase.Kind.REGULAR, purchased_at__gte=ends, purchased_at__lt=ends + week * COHORT_WEEKS
+        )
+        .order_by()
+        .values(unit_id=F("customer__trials__assignment_id"))
+        .annotate(bits=sum(weeks[1:], start=weeks[0]))
+    )
+    parts = [query.query.sql_with_params() for query in (base, itt, post, cohort)]
+    sql = f"""
+        INSERT INTO {UnitRollup._meta.db_table} ({", ".join(COLUMNS)})
+        SELECT b.unit, b.unit_offer, b.unit_arm, b.unit_assigned, b.unit_status, b.unit_claimed, b.unit_ends,
+               b.unit_converted, COALESCE(i.n, 0), COALESCE(i.revenue, 0), COALESCE(i.unconverted, 0),
+               COALESCE(p.n, 0), COALESCE(p.revenue, 0), COALESCE(p.unconverted, 0), COALESCE(p.outside, 0),
+               COALESCE(c.bits, 0), %s
+        FROM ({parts[0][0]}) b
+        LEFT JOIN ({parts[1][0]}) i ON i.unit_id = b.unit
+        LEFT JOIN ({parts[2][0]}) p ON p.unit_id = b.unit
+        LEFT JOIN ({parts[3][0]}) c ON c.unit_id = b.unit
+    """  # noqa: S608 (every part is the ORM's, its parameters passed apart)
+    folded_at = connection.ops.adapt_datetimefield_value(moment)
+    return sql, [folded_at, *[param for _sql, params in parts for param in params]]
+
+
+def _per_unit(rows: QuerySet, *, unit: str, offer: str, moment: datetime, extra: dict) -> QuerySet:
+    """Regular ledger rows reduced per unit: purchases as of ``moment``, revenue in the offer's
+    currency, and rows with no rate."""
+    return (
+        rows.filter(kind=Purchase.Kind.REGULAR)
+        .order_by()
+        .alias(value=_revenue(f"{offer}__currency"))
+        .values(unit_id=F(unit))
+        .annotate(
+            n=Count("pk", filter=queries.is_purchase(moment)),
+            revenue=Sum("value"),
+            unconverted=Count("pk", filter=Q(value__isnull=True)),
+            **extra,
+        )
+    )
+
+
+def _revenue(currency: str) -> Case:
+    """``analytics.queries.revenue_expression`` for units of many offers at once: the row's amount
+    in minor units of the currency at ``currency`` (its unit's offer's), or NULL with no rate."""
+    rate = Subquery(
+        ExchangeRate.objects.filter(
+            currency=OuterRef("currency"), to_currency=OuterRef(currency), valid_from__lte=OuterRef("purchased_at")
+        )
+        .order_by("-valid_from")
+        .values("rate")[:1]
+    )
+    conversions = []
+    for source, target in ExchangeRate.objects.order_by().values_list("currency", "to_currency").distinct():
+        # The rate is between major units: scale by the two currencies' decimals (JPY has none).
+        scale = Decimal(10) ** (places(target) - places(source))
+        conversions.append(
+            When(Q(currency=source, **{currency: target}), then=F("amount") * rate * Value(scale, output_field=MONEY))
+        )
+    return Case(When(currency=F(currency), then=F("amount")), *conversions, default=Value(None), output_field=MONEY)
+
+
+# --- Building and refreshing ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Refreshed:
+    units: int  # unit rows written
+    batches: int
+    as_of: datetime
+
+
+def rebuild(*, progress: Callable[[int, int], None] | None = None, step: int = 250_000) -> Refreshed:
+    """Every unit row made again from the raw rows, in one transaction (the dashboards read the old
+    rows until it commits). ``progress(done, total)`` is told the assignment ids done."""
+    with transaction.atomic():
+        state = _state_locked()
+        moment = timezone.now()
+        marks = {
+            "assignment_id": _last_id(Assignment),
+            "purchase_id": _last_id(Purchase),
+            "event_id": _last_id(TrialEvent),
+            "rate_id": _last_id(ExchangeRate),
+        }
+        UnitRollup.objects.all().delete()
+        first = Assignment.objects.order_by("pk").values_list("pk", flat=True).first() or 1
+        last = marks["assignment_id"]
+        written = batches = 0
+        for start in range(first, last + 1, step):
+            written += fold(range(start, min(start + step, last + 1)), moment=moment)
+            batches += 1
+            if progress is not None:
+                progress(min(start + step, last + 1) - first, last + 1 - first)
+        if state is None:
+            state = RollupState(pk=1)
+        for name, value in marks.items():
+            setattr(state, name, value)
+        state.gaps = {}
+        state.as_of = state.built_at = moment
+        state.save()
+    return Refreshed(units=written, batches=batches, as_of=moment)
+
+
+def refresh(*, batch: int = 20_000) -> Refreshed:
+    """Fold what changed since the last refresh, in batches of at most ``batch`` ids of each
+    source, each batch its own transaction; then move ``as_of`` to now. Builds the rollups when
+    they were never built."""
+    if as_of() is None:
+        return rebuild()
+    written = batches = 0
+    while True:
+        with transaction.atomic():
+            state = _state_locked()
+            moment = timezone.now()
+            dirty = _next_batch(state, batch=batch, moment=moment)
+            if dirty is None:
+                state.save(update_fields=["gaps"])  # the gaps it gave up on
+                break
+            written += fold(dirty, moment=moment)
+            batches += 1
+            state.save()
+    with transaction.atomic():
+        state = _state_locked()
+        moment = timezone.now()
+        written += fold(_refunds_come_due(state.as_of, moment), moment=moment)
+        state.as_of = moment
+        state.save(update_fields=["as_of"])
+    return Refreshed(units=written, batches=batches, as_of=moment)
+
+
+def _state_locked() -> RollupState | None:
+    return RollupState.objects.select_for_update().filter(pk=1).first()
+
+
+def _last_id(model) -> int:
+    return model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+SOURCES = {
+    # watermark field: (table, the units that a row of it changes, given the rows' ids)
+    "assignment_id": (Assignment, lambda ids: Assignment.objects.filter(pk__in=ids)),
+    "purchase_id": (Purchase, lambda ids: Assignment.objects.filter(customer__purchases__in=ids)),
+    "event_id": (TrialEvent, lambda ids: Assignment.objects.filter(trial__events__in=ids)),
+    "rate_id": (
+        ExchangeRate,
+        lambda ids: Assignment.objects.filter(
+            offer__currency__in=ExchangeRate.objects.filter(pk__in=ids).values("to_currency")
+        ),
+    ),
+}
+
+
+def _next_batch(state: RollupState, *, batch: int, moment: datetime) -> set[int] | None:
+    """The units changed by the next ``batch`` rows of each source past its watermark (and by
+    rows that filled a gap), with the watermarks and gaps moved on in ``state``; None when
+    nothing is left."""
+    dirty: set[int] = set()
+    moved = False
+    gaps = {name: dict(state.gaps.get(name, {})) for name in SOURCES}
+    for name, (model, units_of) in SOURCES.items():
+        mark = getattr(state, name)
+        ids = list(model.objects.filter(pk__gt=mark).order_by("pk").values_list("pk", flat=True)[:batch])
+        filled = list(model.objects.filter(pk__in=[int(gap) for gap in gaps[name]]).values_list("pk", flat=True))
+        for gap in filled:
+            del gaps[name][str(gap)]
+        for gap, first_missed in list(gaps[name].items()):
+            if moment - datetime.fromisoformat(first_missed) > GAP_PATIENCE:
+                del gaps[name][gap]
+        if ids:
+            present = set(ids)
+            # Bounded: a jump of more than a batch in the ids is deletions or a sequence's cache,
+            # not open transactions.
+            for missing in range(mark + 1, ids[-1]):
+                if missing not in present and len(gaps[name]) < batch:
+                    gaps[name].setdefault(str(missing), moment.isoformat())
+            setattr(state, name, ids[-1])
+        changed = ids + filled
+        if changed:
+            moved = True
+            dirty.update(units_of(changed).values_list("pk", flat=True))
+    joined = list(
+        Assignment.objects.filter(
+            customer__isnull=False, superseded_by__isnull=True, pk__lte=state.assignment_id, rollup__isnull=True
+        ).values_list("pk", flat=True)[:batch]
+    )
+    if joined:
+        moved = True
+        dirty.update(joined)
+    state.gaps = {name: value for name, value in gaps.items() if value}
+    return dirty if moved else None
+
+
+def _refunds_come_due(since: datetime, moment: datetime) -> set[int]:
+    """Units with a refund dated in ``(since, moment]`` after their row was folded: as of
+    ``moment`` it undoes a purchase that their row still counts."""
+    customers = Purchase.objects.filter(
+        refund_of__isnull=False, purchased_at__gt=since, purchased_at__lte=moment
+    ).values("customer")
+    due = UnitRollup.objects.filter(
+        assignment__customer__in=customers,
+        folded_at__lt=Subquery(
+            Purchase.objects.filter(
+                customer=OuterRef("assignment__customer"),
+                refund_of__isnull=False,
+                purchased_at__gt=since,
+                purchased_at__lte=moment,
+            )
+            .order_by("-purchased_at")
+            .values("purchased_at")[:1]
+        ),
+    )
+    return set(due.values_list("pk", flat=True))

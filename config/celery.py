@@ -39,4 +39,6 @@ app.conf.beat_schedule = {
     # Claims left unconfirmed (the tab closed) give their unit back: trials/services.py.
     "reservations-release-stale": {"task": "trials.tasks.reservations_release_stale_task", "schedule": 300},
     "trial-clock": {"task": "trials.tasks.trial_clock_task", "schedule": 60},
+    # The dashboards' rollups: what changed since the last run (analytics/rollups.py).
+    "rollups-refresh": {"task": "analytics.tasks.rollups_refresh_task", "schedule": 60},
 }

@@ -1,0 +1,221 @@
+"""The rollups and what reads them, on PostgreSQL at the issue's scale:
+
+1. a full ``rebuild_rollups``, as a ratio to ``SELECT count(*)`` over the purchases, in the same run;
+2. an incremental refresh after 10,000 new purchases;
+3. the metrics API for one offer at an arbitrary ``as_of`` (raw rows): p50 and p95 of 30 requests;
+4. the dashboards (if installed), the overview and one offer's page: p50 and p95 of 30 requests each.
+
+It fills the database it is given (a scratch one, never a real one) once, with ``--customers``
+customers (1,000,000), ``--offers`` offers (100) and ``--purchases`` purchases per customer on average
+(10, so 10,000,000), written by INSERT … SELECT. Each customer is assigned to one offer (10,000 units
+an offer at the default scale: ``--offers-per-customer`` raises it), a tenth of each offer in its
+holdout, a third of the others claiming a trial. Requests go through Django's test client, logged in
+as an executive, so the times are the server's, without the network.
+
+    createdb -h 127.0.0.1 -U postgres bench_rollups
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_rollups FORETASTE_ENV=development
+    .venv/bin/python manage.py migrate
+    .venv/bin/python bench/bench_rollups.py               # --customers 100000 for a quick run
+"""
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from machine_info import cpu_model  # bench/ is the script's folder, first on sys.path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.urls import NoReverseMatch, reverse  # noqa: E402
+
+from accounts.demo import user_ensure  # noqa: E402
+from accounts.roles import EXECUTIVE  # noqa: E402
+from analytics import rollups  # noqa: E402
+from offers import services  # noqa: E402
+from offers.models import Offer  # noqa: E402
+from offers.validation import VariantSpec  # noqa: E402
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+RUNS = 30
+NEW_PURCHASES = 10_000
+
+
+def fill(*, customers: int, offers: int, purchases: int, offers_per_customer: int) -> None:
+    product = services.product_create(sku="bench-beans", name="Beans", price_amount=2400, currency="EUR", interval="")
+    for number in range(offers):
+        services.offer_create(
+            actor=None,
+            values={"slug": f"bench-offer-{number}", "name": f"Bench offer {number}", "kind": "sample",
+                    "product": product, "trial_days": 14, "trial_price": 0, "currency": "EUR", "starts_at": START,
+                    "ends_at": START + timedelta(days=365), "holdout_percent": 10},
+            variants=[VariantSpec(name="default", weight=1), VariantSpec(name="long", weight=1, trial_days=28)],
+            at=START,
+        )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO accounts_user (password, is_superuser, first_name, last_name, is_staff, is_active,
+                   date_joined, email, country, preferred_language, canonical_email)
+               SELECT '!', false, '', '', false, true, %s, 'bench' || i || '@example.com',
+                      (ARRAY['IT', 'PL', 'DE', 'FR'])[1 + i %% 4], '', 'bench' || i || '@example.com'
+               FROM generate_series(1, %s) AS i""",
+            [START, customers],
+        )
+        # Customer i meets offers (i + j) mod offers, j < offers_per_customer; 10% holdout by i.
+        cursor.execute(
+            """WITH o AS (SELECT row_number() OVER (ORDER BY id) - 1 AS n, id FROM offers_offer
+                          WHERE slug LIKE 'bench-offer-%%')
+               INSERT INTO trials_assignment (offer_id, customer_id, variant_id, arm, assigned_at, source)
+               SELECT o.id, u.id,
+                      CASE WHEN u.id %% 10 = 0 THEN NULL
+                           ELSE (SELECT v.id FROM offers_variant v WHERE v.offer_id = o.id
+                                 AND v.name = CASE WHEN u.id %% 2 = 0 THEN 'default' ELSE 'long' END) END,
+                      CASE WHEN u.id %% 10 = 0 THEN 'holdout' WHEN u.id %% 2 = 0 THEN 'default' ELSE 'long' END,
+                      %s + (u.id %% 365) * interval '1 day' + (u.id %% 24) * interval '1 hour', 'import'
+               FROM accounts_user u CROSS JOIN generate_series(0, %s - 1) AS j
+               JOIN o ON o.n = (u.id + j) %% %s
+               WHERE u.email LIKE 'bench%%'""",
+            [START, offers_per_customer, offers],
+        )
+        cursor.execute(
+            """INSERT INTO trials_trial (assignment_id, offer_id, customer_id, variant_id, status, claimed_at, ends_at,
+                   converted_at, source, language, shipping_address, stripe_setup_intent_id,
+                   stripe_payment_intent_id, waiting_reason, charge_attempt, conversion_payment_intent_id,
+                   conversion_invoice_id, claim_user_agent)
+               SELECT a.id, a.offer_id, a.customer_id, a.variant_id,
+                      CASE WHEN a.id %% 3 = 0 THEN 'converted' ELSE 'expired' END,
+                      a.assigned_at, a.assigned_at + interval '14 days',
+                      CASE WHEN a.id %% 3 = 0 THEN a.assigned_at + interval '14 days' END,
+                      'import', '', '{}', '', '', '', 0, '', '', ''
+               FROM trials_assignment a WHERE a.arm <> 'holdout' AND a.customer_id %% 3 = 0""",
+            [],
+        )
+        insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases)
+        cursor.execute("ANALYZE")
+
+
+def insert_purchases(cursor, *, product_id: int, customers: int, count: int, at: datetime = START) -> None:
+    """``count`` regular purchases of random customers over 500 days from ``at``."""
+    cursor.execute(
+        """INSERT INTO billing_purchase (customer_id, product_id, kind, amount, currency, purchased_at, source,
+               external_id, recorded_at)
+           SELECT (SELECT min(id) FROM accounts_user WHERE email LIKE 'bench%%') + floor(random() * %s)::bigint,
+                  %s, 'regular', 500 + floor(random() * 5000)::int, 'EUR',
+                  %s + random() * interval '500 days', 'import', 'bench-' || gen_random_uuid(), now()
+           FROM generate_series(1, %s) AS i""",
+        [customers, product_id, at, count],
+    )
+
+
+def timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def percentiles(timings: list[float]) -> str:
+    timings = sorted(timings)
+    p95 = timings[min(len(timings) - 1, round(0.95 * len(timings)) - 1)]
+    return f"p50 {statistics.median(timings):.0f} ms, p95 {p95:.0f} ms, max {timings[-1]:.0f} ms"
+
+
+def requests(client: Client, urls: list[str]) -> list[float]:
+    timings = []
+    for url in urls:
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            sys.exit(f"{url}: {response.status_code} {response.content[:300]!r}")
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--offers", type=int, default=100)
+    parser.add_argument("--purchases", type=int, default=10, help="per customer, on average")
+    parser.add_argument("--offers-per-customer", type=int, default=1)
+    arguments = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("Run it on PostgreSQL: set DATABASE_URL to a scratch database.")
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+
+    if not Offer.objects.filter(slug="bench-offer-0").exists():
+        print(f"filling: {arguments.customers:,} customers, {arguments.offers} offers, …", flush=True)
+        seconds = timed(
+            lambda: fill(
+                customers=arguments.customers,
+                offers=arguments.offers,
+                purchases=arguments.purchases,
+                offers_per_customer=arguments.offers_per_customer,
+            )
+        )
+        print(f"filled in {seconds:.0f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM billing_purchase")
+        (purchases,) = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM trials_assignment")
+        (units,) = cursor.fetchone()
+    print(f"data: {units:,} assignments, {purchases:,} purchases, {Offer.objects.count()} offers")
+
+    # 1. Full rebuild against a count of the purchases, in the same run (the count best of 3,
+    # after a first one that warms the cache for both).
+    def count():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM billing_purchase")
+            cursor.fetchone()
+
+    count()
+    counting = min(timed(count) for _ in range(3))
+    rebuilding = timed(rollups.rebuild)
+    print(f"1. rebuild {rebuilding:.1f} s; SELECT count(*) {counting * 1000:.0f} ms; ratio {rebuilding / counting:.1f}")
+
+    # 2. Incremental refresh after 10,000 new purchases (dated in the last 30 days).
+    with connection.cursor() as cursor:
+        product_id = Offer.objects.get(slug="bench-offer-0").product_id
+        insert_purchases(
+            cursor,
+            product_id=product_id,
+            customers=arguments.customers,
+            count=NEW_PURCHASES,
+            at=datetime.now(UTC) - timedelta(days=30),
+        )
+    refreshed = {}
+    seconds = timed(lambda: refreshed.setdefault("result", rollups.refresh()))
+    print(f"2. refresh after {NEW_PURCHASES:,} new purchases: {seconds:.2f} s ({refreshed['result'].units:,} units)")
+
+    # 3. and 4. Requests as an executive.
+    executive = user_ensure(email="bench-executive@example.com", password=secrets.token_urlsafe(), role=EXECUTIVE)
+    client = Client()
+    client.force_login(executive)
+    offer = Offer.objects.get(slug="bench-offer-0")
+    moments = [START + timedelta(days=100 + 12 * i, hours=i) for i in range(RUNS)]
+    api = [f"/api/v1/offers/{offer.slug}/metrics?as_of={moment.isoformat().replace('+', '%2B')}" for moment in moments]
+    requests(client, api[:2])  # warm up
+    print(f"3. metrics API, one offer ({offer.assignments.count():,} units), {RUNS} as-of times: "
+          f"{percentiles(requests(client, api))}")  # fmt: skip
+    try:
+        pages = {"overview": reverse("dashboard:home"), "offer": reverse("dashboard:offer", args=[offer.slug])}
+    except NoReverseMatch:
+        pages = {"overview": reverse("dashboard:home")}
+    for name, url in pages.items():
+        requests(client, [url] * 2)
+        print(f"4. dashboard {name} ({url}), {RUNS} requests: {percentiles(requests(client, [url] * RUNS))}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
