@@ -45,7 +45,6 @@ from django.db.models import (
     Count,
     DecimalField,
     F,
-    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -57,13 +56,14 @@ from django.db.models import (
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+from accounts.models import User
 from analytics import metrics, queries
 from analytics.models import RollupState, UnitRollup
 from billing.models import ExchangeRate, Purchase
 from offers.models import Offer
 from offers.money import places
 from offers.rules import HOLDOUT
-from trials.models import Assignment, TrialEvent
+from trials.models import Assignment, Trial, TrialEvent
 
 WINDOW_DAYS = 90
 COHORT_WEEKS = 13  # weeks since the trial's end in the cohort heatmap: 0 to 12
@@ -393,27 +393,23 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
         moment=moment,
         extra={"outside": Count("pk", filter=Q(value__isnull=True) & ~in_itt_window)},
     )
+    # Each ledger row's bit: 2^k for a purchase in week k since the end (0 otherwise); a unit's
+    # bitmask is the sum of its distinct bits, which is their OR on every backend.
     week = timedelta(days=7)
-    weeks = [
-        Max(
-            Case(
-                When(
-                    queries.is_purchase(moment)
-                    & Q(purchased_at__gte=ends + week * k, purchased_at__lt=ends + week * (k + 1)),
-                    then=Value(1 << k),
-                ),
-                default=Value(0),
-            )
-        )
-        for k in range(COHORT_WEEKS)
-    ]
+    bit = Case(
+        When(~queries.is_purchase(moment), then=Value(0)),
+        *[
+            When(purchased_at__gte=ends + week * k, purchased_at__lt=ends + week * (k + 1), then=Value(1 << k))
+            for k in range(COHORT_WEEKS)
+        ],
+        default=Value(0),
+    )
     cohort = (
         Purchase.objects.filter(
             at_trial, kind=Purchase.Kind.REGULAR, purchased_at__gte=ends, purchased_at__lt=ends + week * COHORT_WEEKS
         )
         .order_by()
-        .values(unit_id=F("customer__trials__assignment_id"))
-        .annotate(bits=sum(weeks[1:], start=weeks[0]))
+        .values(unit_id=F("customer__trials__assignment_id"), bit=bit)
     )
     parts = [query.query.sql_with_params() for query in (base, itt, post, cohort)]
     sql = f"""
@@ -425,7 +421,8 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
         FROM ({parts[0][0]}) b
         LEFT JOIN ({parts[1][0]}) i ON i.unit_id = b.unit
         LEFT JOIN ({parts[2][0]}) p ON p.unit_id = b.unit
-        LEFT JOIN ({parts[3][0]}) c ON c.unit_id = b.unit
+        LEFT JOIN (SELECT unit_id, SUM(DISTINCT bit) AS bits FROM ({parts[3][0]}) rows GROUP BY unit_id) c
+            ON c.unit_id = b.unit
     """  # noqa: S608 (every part is the ORM's, its parameters passed apart)
     folded_at = connection.ops.adapt_datetimefield_value(moment)
     return sql, [folded_at, *[param for _sql, params in parts for param in params]]
@@ -488,6 +485,12 @@ def rebuild(*, progress: Callable[[int, int], None] | None = None, step: int = 2
             "event_id": _last_id(TrialEvent),
             "rate_id": _last_id(ExchangeRate),
         }
+        if connection.vendor == "postgresql":
+            # Fresh statistics first: on tables just filled (a restore, an import, the demo data)
+            # the planner's guesses can make the fold's joins nested loops over whole tables.
+            with connection.cursor() as cursor:
+                for model in (Assignment, Purchase, TrialEvent, ExchangeRate, User, Trial):
+                    cursor.execute(f"ANALYZE {model._meta.db_table}")
         UnitRollup.objects.all().delete()
         first = Assignment.objects.order_by("pk").values_list("pk", flat=True).first() or 1
         last = marks["assignment_id"]

@@ -57,9 +57,9 @@ def fill(*, customers: int, purchases: int, every: int):
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO accounts_user (password, is_superuser, first_name, last_name, is_staff, is_active,
-                   date_joined, email, country, preferred_language, canonical_email)
+                   date_joined, email, country, preferred_language, canonical_email, signed_up_from)
                SELECT '!', false, '', '', false, true, %s, 'bench' || i || '@example.com',
-                      (ARRAY['IT', 'PL', 'DE', 'FR'])[1 + i %% 4], '', 'bench' || i || '@example.com'
+                      (ARRAY['IT', 'PL', 'DE', 'FR'])[1 + i %% 4], '', 'bench' || i || '@example.com', ''
                FROM generate_series(1, %s) AS i""",
             [START, customers],
         )
