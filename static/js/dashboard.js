@@ -1,0 +1,15 @@
+// Draws the dashboards' Plotly figures. Each figure comes to the page as JSON in a
+// <script type="application/json"> (Django's json_script), built in analytics/charts.py, so the
+// page needs no inline script and keeps its Content-Security-Policy.
+(function () {
+  "use strict";
+  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+  document.querySelectorAll(".js-chart").forEach(function (element) {
+    var source = document.getElementById(element.dataset.figure);
+    if (!source || typeof Plotly === "undefined") {
+      return;
+    }
+    var figure = JSON.parse(source.textContent);
+    Plotly.newPlot(element, figure.data, figure.layout, config);
+  });
+})();
