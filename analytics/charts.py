@@ -596,7 +596,7 @@ def cohort_heatmap(every: list[Cohorts], scope: Scope) -> Chart:
             hovertemplate=_("ended %{y}, week %{x}: %{z:.1%}") + "<extra></extra>",
         ),
         layout=_layout(
-            height=max(320, 22 * len(weeks) + 120),
+            height=max(320, min(720, 14 * len(weeks) + 120)),
             xaxis={"title": {"text": _("Weeks since the trial ended")}, "dtick": 1},
             yaxis={"autorange": "reversed", "type": "category"},
         ),
@@ -757,6 +757,9 @@ def _layout(**values) -> dict:
         "legend": {"orientation": "h", "y": -0.2},
     }
     layout.update(values)
+    for axis in ("xaxis", "yaxis"):
+        # Room for long labels (week dates, arm names) instead of cutting them off.
+        layout[axis] = {"automargin": True, **layout.get(axis, {})}
     return layout
 
 

@@ -3,7 +3,8 @@
 // page needs no inline script and keeps its Content-Security-Policy.
 (function () {
   "use strict";
-  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+  // No mode bar: its colours would need an inline <style>, and readers have the CSV and the table.
+  var config = { responsive: true, displayModeBar: false };
   document.querySelectorAll(".js-chart").forEach(function (element) {
     var source = document.getElementById(element.dataset.figure);
     if (!source || typeof Plotly === "undefined") {

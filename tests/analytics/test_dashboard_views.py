@@ -283,3 +283,11 @@ def test_the_page_runs_no_inline_script_and_plotly_is_ours(client, executive, of
     assert body.startswith(b"/**\n* plotly.js v")
     assert len(body) > 1_000_000
     assert plotly.__version__ == "7.1.0"
+
+    # Its stylesheet, which it would otherwise inject inline, from the same plotly.min.js.
+    assert 'id="plotly.js-style-global" class="no-inline-styles" href="/static/vendor/plotly.css"' in html
+    styles = client.get("/static/vendor/plotly.css")
+    assert styles.status_code == 200
+    css = (b"".join(styles.streaming_content) if styles.streaming else styles.content).decode()
+    assert ".js-plotly-plot .plotly .modebar" in css
+    assert 'src="/static/js/style_attribute.js"' in html
