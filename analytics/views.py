@@ -1,9 +1,173 @@
+"""The executive dashboards: the overview of every offer and one offer's page.
+
+Each page reads analytics.rollups only (never the raw purchases), builds its charts with
+analytics.charts, and answers ``?csv=<chart>`` with that chart's rows, under the same filters.
+"""
+
+import csv
+import importlib
+import importlib.util
+
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from accounts.roles import EXECUTIVE, MARKETER, role_required
+from analytics import charts, dashboard, rollups
+from analytics.forms import DashboardFilters
+from offers import selectors
+
+PROMISES_TEMPLATE = "analytics/_promises_kept.html"
 
 
 @role_required(EXECUTIVE, MARKETER)
 def home(request):
-    """The executive overview."""
-    return render(request, "analytics/home.html", {})
+    """The executive overview: which trial works, across offers."""
+    every = list(selectors.offer_list())
+    form = DashboardFilters(request.GET, offers=every)
+    context = {"form": form, "as_of": rollups.as_of(), "filter_query": _filter_query(request)}
+    if context["as_of"] is None:
+        return render(request, "analytics/home.html", context)
+    if not form.is_valid():
+        return render(request, "analytics/home.html", context, status=400)
+    selection = form.selection()
+    chosen = [
+        offer
+        for offer in every
+        if form.cleaned_data["offer"] in ("", offer.slug)
+        and (selection.variant is None or any(v.name == selection.variant for v in offer.variants.all()))
+    ]
+    overview = rollups.overview(chosen, selection)
+    offers = [
+        charts.OfferData(
+            slug=offer.slug,
+            name=offer.name,
+            headline=headline,
+            claim_times=rollups.claim_times(offer, selection),
+            cohorts=rollups.cohorts(offer, selection),
+            claim_weeks=rollups.claim_weeks(offer, selection),
+            sample_cost=offer.sample_cost,
+        )
+        for offer, headline in zip(chosen, overview.offers, strict=True)
+        # An offer nobody was assigned to in this selection has nothing to show.
+        if any(arm.assigned for arm in headline.metrics.arms)
+    ]
+    scope = charts.Scope(assigned=_assigned_text(selection), window_days=overview.window_days)
+    lines, table = charts.offer_lines(offers, scope)
+    every_chart = [charts.overview_tiles(offers, scope), table, *charts.overview_charts(offers=offers, scope=scope)]
+    if "csv" in request.GET:
+        return _csv(request.GET["csv"], every_chart, stem="overview")
+    context.update(
+        offers=offers,
+        lines=lines,
+        tiles=every_chart[0],
+        table=table,
+        charts=every_chart[2:],
+        broken_splits=[data.name for data in offers if data.headline.metrics.srm.flag],
+        promises=_promises(offer=None),
+        window_days=overview.window_days,
+    )
+    return render(request, "analytics/home.html", context)
+
+
+@role_required(EXECUTIVE, MARKETER)
+def offer(request, slug):
+    """One offer's page: every chart for its arms, and its verdict per variant."""
+    offer = selectors.offer_get(slug=slug)
+    form = DashboardFilters(request.GET, offer=offer)
+    context = {"form": form, "offer": offer, "as_of": rollups.as_of(), "filter_query": _filter_query(request)}
+    if context["as_of"] is None:
+        return render(request, "analytics/offer.html", context)
+    if not form.is_valid():
+        return render(request, "analytics/offer.html", context, status=400)
+    selection = form.selection()
+    offer_metrics = rollups.offer_metrics(offer, selection)
+    scope = charts.Scope(
+        assigned=_assigned_text(selection), window_days=offer_metrics.window_days, currency=offer_metrics.currency
+    )
+    every_chart = charts.offer_charts(
+        offer_metrics=offer_metrics,
+        claim_times=rollups.claim_times(offer, selection),
+        cohorts=rollups.cohorts(offer, selection),
+        claim_weeks=rollups.claim_weeks(offer, selection),
+        sample_cost=offer.sample_cost,
+        scope=scope,
+    )
+    if offer_metrics.srm.flag:
+        # The split itself is broken: every comparison between the arms is suspect.
+        every_chart = [
+            charts.with_warning(chart, _srm_warning(offer_metrics.srm.p_value))
+            if chart.key in ("funnel", "conversion", "uplift", "value")
+            else chart
+            for chart in every_chart
+        ]
+    if "csv" in request.GET:
+        return _csv(request.GET["csv"], every_chart, stem=offer.slug)
+    context.update(
+        offer_metrics=offer_metrics,
+        empty=not any(arm.assigned for arm in offer_metrics.arms),
+        verdicts=dashboard.offer_verdicts(offer_metrics),
+        tiles=every_chart[0],
+        charts=every_chart[1:],
+        srm_warning=_srm_warning(offer_metrics.srm.p_value) if offer_metrics.srm.flag else "",
+        promises=_promises(offer=offer),
+        window_days=offer_metrics.window_days,
+    )
+    return render(request, "analytics/offer.html", context)
+
+
+def _csv(key: str, every_chart: list[charts.Chart], *, stem: str) -> HttpResponse:
+    """One chart's rows as CSV, with the engine's unrounded numbers; an empty cell for null."""
+    chart = next((chart for chart in every_chart if chart.key == key), None)
+    if chart is None:
+        raise Http404(_("There is no chart “%(key)s” on this page.") % {"key": key})
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{stem}-{chart.key}.csv"'
+    writer = csv.writer(response)
+    writer.writerow([column.key for column in chart.columns])
+    for row in chart.rows:
+        writer.writerow(["" if value is None else value for value in row])
+    return response
+
+
+def _filter_query(request) -> str:
+    """The page's filters as a query string, for its CSV links and its links to offers."""
+    query = request.GET.copy()
+    query.pop("csv", None)
+    return query.urlencode()
+
+
+def _assigned_text(selection: rollups.Slice) -> str:
+    start, end = selection.assigned_from, selection.assigned_to
+    if start and end:
+        return _("Assigned %(start)s to %(end)s") % {
+            "start": date_format(start, "j M Y"),
+            "end": date_format(end, "j M Y"),
+        }
+    if start:
+        return _("Assigned from %(start)s") % {"start": date_format(start, "j M Y")}
+    if end:
+        return _("Assigned up to %(end)s") % {"end": date_format(end, "j M Y")}
+    return _("Every assignment")
+
+
+def _srm_warning(p_value: float | None) -> str:
+    return _(
+        "Sample ratio mismatch (p = %(p).2g): the arms did not receive the share of customers they "
+        "were configured for, so the split is broken and comparisons between them are not trustworthy."
+    ) % {"p": p_value}
+
+
+def _promises(*, offer):
+    """The "Promises kept" panel's data, when that panel exists (analytics/promises.py and its
+    template come from another branch): None without it, and the page leaves the place empty."""
+    try:
+        get_template(PROMISES_TEMPLATE)
+    except TemplateDoesNotExist:
+        return None
+    if importlib.util.find_spec("analytics.promises") is None:
+        return None
+    return importlib.import_module("analytics.promises").promises_kept(offer=offer)
