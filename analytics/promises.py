@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import (
     Avg,
-    BooleanField,
     Count,
     DurationField,
     Exists,
@@ -45,8 +44,9 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from accounts.models import OutboxMessage, OutboxPurpose
@@ -194,7 +194,7 @@ def trials_behind(*, promise: str, offer: Offer, as_of: datetime | None = None) 
         held = _held(offer=offer, as_of=as_of).order_by("claimed_at", "pk")
         return Trial.objects.filter(pk__in=list(held.values_list("pk", flat=True)[offer.inventory :]))
     if promise == ONE_PER_PERSON:
-        return _held(offer=offer, as_of=as_of).filter(_same_person_before(as_of))
+        return Trial.objects.filter(pk__in=_second_trials(_held(offer=offer, as_of=as_of)).values("pk"))
     if promise == NOT_MET:
         return claims.filter(pk__in=_answers(offer=offer, as_of=as_of).filter(promise_met="no").values("trial_id"))
     raise ValueError(f"unknown promise {promise!r}; one of {', '.join(PROMISES)}")
@@ -238,15 +238,16 @@ def _schedule(*, offer: Offer | None) -> dict[int, list[int]]:
     return schedule
 
 
-def _reminder_due(days: int, variants: list[int], as_of: datetime) -> Q:
+def _reminder_due(days: int, variants: list[int], as_of: datetime, *, via: str = "") -> Q:
     """The reminder ``days`` before the end was promised to the trial and its moment has come by
     ``as_of``, and the trial was still open then (a trial cancelled, or converted by a purchase,
-    before the moment is owed nothing more)."""
-    moment = F("ends_at") - timedelta(days=days)
+    before the moment is owed nothing more). ``via`` is the path to the trial ("trial__" from
+    an outbox message)."""
+    moment = F(f"{via}ends_at") - timedelta(days=days)
     return (
-        Q(variant_id__in=variants, ends_at__lte=as_of + timedelta(days=days))
-        & ~Q(cancelled_at__lt=moment)
-        & ~Q(converted_at__lt=moment)
+        Q(**{f"{via}variant_id__in": variants, f"{via}ends_at__lte": as_of + timedelta(days=days)})
+        & ~Q(**{f"{via}cancelled_at__lt": moment})
+        & ~Q(**{f"{via}converted_at__lt": moment})
     )
 
 
@@ -260,18 +261,28 @@ def _on_time(days: int) -> Exists:
 
 
 def _reminders(claims: QuerySet[Trial], *, offer: Offer | None, as_of: datetime) -> tuple[int, int]:
+    """Two scans: the promised moments due, counted over the trials, and those kept, counted over
+    the reminders sent on time joined to their trials (one row per trial and moment: the
+    outbox key names both)."""
     schedule = _schedule(offer=offer)
     if not schedule:
         return 0, 0
     trials = claims.exclude(status=Trial.Status.RESERVED)
-    figures = {}
+    due = trials.aggregate(
+        **{
+            f"due_{days}": Count("pk", filter=_reminder_due(days, variants, as_of))
+            for days, variants in schedule.items()
+        }
+    )
+    kept = Q(pk__in=[])
     for days, variants in schedule.items():
-        trials = trials.annotate(**{f"on_time_{days}": _on_time(days)})
-        due = _reminder_due(days, variants, as_of)
-        figures[f"due_{days}"] = Count("pk", filter=due)
-        figures[f"kept_{days}"] = Count("pk", filter=due & Q(**{f"on_time_{days}": True}))
-    counts = trials.aggregate(**figures)
-    return sum(counts[f"kept_{d}"] for d in schedule), sum(counts[f"due_{d}"] for d in schedule)
+        kept |= Q(promised_at=F("trial__ends_at") - timedelta(days=days)) & _reminder_due(
+            days, variants, as_of, via="trial__"
+        )
+    on_time = OutboxMessage.objects.filter(
+        purpose=OutboxPurpose.REMINDER, sent_at__lte=F("promised_at"), trial__in=trials
+    ).filter(kept)
+    return on_time.count(), sum(due.values())
 
 
 # --- Charges -------------------------------------------------------------------------------------
@@ -372,24 +383,27 @@ def _inventory(*, offer: Offer | None, as_of: datetime) -> tuple[int, int]:
     return total - over, total
 
 
-def _same_person_before(as_of: datetime) -> Q:
-    """An earlier trial of the same offer by the same person: the same canonical email, or the
-    same card (its fingerprint in the consent record)."""
-    earlier = _held(offer=None, as_of=as_of).filter(offer_id=OuterRef("offer_id"), pk__lt=OuterRef("pk"))
-    same_email = earlier.filter(customer__canonical_email=OuterRef("customer__canonical_email"))
-    same_card = earlier.filter(consent__card_fingerprint=OuterRef("consent__card_fingerprint")).exclude(
-        consent__card_fingerprint=""
+def _second_trials(held: QuerySet[Trial]) -> QuerySet[Trial]:
+    """The trials of ``held`` that are a person's second (or later) of one offer: an earlier one
+    had the same canonical email, or the same card (its fingerprint in the consent record). Two
+    window functions number each offer's trials per email and per card, so one sorted scan finds
+    them, where probing each trial's predecessors would take one lookup per trial."""
+    numbered = held.annotate(
+        card=F("consent__card_fingerprint"),
+        by_email=Window(
+            RowNumber(), partition_by=[F("offer_id"), F("customer__canonical_email")], order_by=F("pk").asc()
+        ),
+        by_card=Window(
+            RowNumber(), partition_by=[F("offer_id"), F("consent__card_fingerprint")], order_by=F("pk").asc()
+        ),
     )
-    return Exists(same_email) | Exists(same_card)
+    return numbered.filter(Q(by_email__gt=1) | (Q(by_card__gt=1) & Q(card__gt="")))
 
 
 def _one_per_person(*, offer: Offer | None, as_of: datetime) -> tuple[int, int]:
-    counts = (
-        _held(offer=offer, as_of=as_of)
-        .annotate(second=ExpressionWrapper(_same_person_before(as_of), output_field=BooleanField()))
-        .aggregate(total=Count("pk"), broken=Count("pk", filter=Q(second=True)))
-    )
-    return counts["total"] - counts["broken"], counts["total"]
+    held = _held(offer=offer, as_of=as_of)
+    total = held.count()
+    return total - _second_trials(held).count(), total
 
 
 # --- Feedback ------------------------------------------------------------------------------------

@@ -232,3 +232,19 @@ def test_a_trial_status_and_a_promise_filter_combine(as_marketer, card_offer, hi
         page = as_marketer.get("/console/offers/club-trial/trials/?promise=charges&status=cancelled")
     assert [trial.pk for trial in page.context["page"].object_list] == [history["charged_after"].pk]
     assert Trial.objects.get(pk=history["charged_after"].pk).status == Trial.Status.CANCELLED
+
+
+def test_the_clock_records_each_reminders_promised_moment(card_offer, history):
+    moments = sorted(
+        OutboxMessage.objects.filter(about_id=history["kept"].pk, purpose="reminder").values_list(
+            "promised_at", flat=True
+        )
+    )
+    assert moments == [NOW + 7 * DAY, NOW + 11 * DAY]
+
+
+def test_the_figures_take_a_fixed_handful_of_queries_however_many_trials(
+    card_offer, history, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(18):
+        promises_kept(as_of=AS_OF)
