@@ -79,10 +79,12 @@ def email_queue(
     from_email: str | None = None,
     key: str | None = None,
     due_at: datetime | None = None,
+    promised_at: datetime | None = None,
     at: datetime | None = None,
 ) -> OutboxMessage:
     """Write one message to ``to`` in the current transaction and send it after the commit (or
-    at ``due_at``, by the beat job). With a ``key`` already queued, return that message."""
+    at ``due_at``, by the beat job). With a ``key`` already queued, return that message.
+    ``promised_at`` is the moment the terms promised the message for, if they did (a reminder)."""
     if purpose not in OutboxPurpose.values:
         raise ValueError(f"Unknown email purpose {purpose!r}; add it to accounts.models.OutboxPurpose.")
     at = at or timezone.now()
@@ -117,6 +119,7 @@ def email_queue(
                 key=key,
                 created_at=at,
                 due_at=due_at,
+                promised_at=promised_at,
             )
     except IntegrityError:
         if key is None:

@@ -117,6 +117,10 @@ class OutboxMessage(models.Model):
     key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created"))
     due_at = models.DateTimeField(_("due"))
+    # The moment the terms promised this message for (a reminder's "7 days before the end"), when
+    # there is one. ``due_at`` is when it was queued, which the clock may do a little early (or,
+    # when it was down, late), so "Promises kept" compares ``sent_at`` with this instead.
+    promised_at = models.DateTimeField(_("promised for"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     # Set while a sender holds the message (between its claim and the record of the result); a

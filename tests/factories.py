@@ -93,8 +93,11 @@ def claim(*, assignment, claimed_at=None, days: int = 14, status: str = "active"
     )
 
 
-def purchase(*, customer, product, amount: int, at, kind: str = "regular", currency: str = "EUR", refund_of=None):
-    """A ledger row as an import writes it (no conversion of trials, unlike billing.ledger)."""
+def purchase(
+    *, customer, product, amount: int, at, kind: str = "regular", currency: str = "EUR", refund_of=None, trial=None
+):
+    """A ledger row as an import writes it (no conversion of trials, unlike billing.ledger); with
+    ``trial``, a charge of that trial written directly."""
     from billing.models import Purchase
 
     return Purchase.objects.create(
@@ -107,6 +110,7 @@ def purchase(*, customer, product, amount: int, at, kind: str = "regular", curre
         source=Purchase.Source.IMPORT,
         external_id=f"row-{next(_external_ids)}",
         refund_of=refund_of,
+        trial=trial,
     )
 
 

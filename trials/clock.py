@@ -98,7 +98,7 @@ def _reminder_queue(*, trial: Trial, moment: datetime, at: datetime) -> bool:
         before = OutboxMessage.objects.filter(key=key).exists()
         email_queue(
             to=trial.customer.email, subject=subject, text=text, purpose=OutboxPurpose.REMINDER,
-            user=trial.customer, about=trial, language=language, key=key, at=at,
+            user=trial.customer, about=trial, language=language, key=key, promised_at=moment, at=at,
         )  # fmt: skip
     return not before
 

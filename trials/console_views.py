@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import EXECUTIVE, MARKETER, has_role, role_required
@@ -23,11 +24,26 @@ managers = role_required(MARKETER)
 @readers
 @require_GET
 def offer_trials(request, slug):
+    """The offer's trials, filtered by status, and by ``promise``: the trials behind a figure of
+    "Promises kept" that fell short (analytics.promises), as of now. An unknown promise is a 400
+    that names the ones there are, with the unfiltered list."""
+    from analytics import promises
+
     offer = offer_selectors.offer_get(slug=slug)
     status = request.GET.get("status", "")
     if status not in Trial.Status.values:
         status = ""
-    page = Paginator(selectors.offer_trials(offer=offer, status=status), PAGE_SIZE).get_page(request.GET.get("page"))
+    trials = selectors.offer_trials(offer=offer, status=status)
+    promise, promise_error = request.GET.get("promise", ""), ""
+    if promise in promises.PROMISES:
+        trials = trials.filter(pk__in=promises.trials_behind(promise=promise, offer=offer).values("pk"))
+    elif promise:
+        promise_error = _("There is no promise called “%(promise)s”. Choose one of: %(promises)s.") % {
+            "promise": promise[:50],
+            "promises": ", ".join(promises.PROMISES),
+        }
+        promise = ""
+    page = Paginator(trials, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "console/offer_trials.html",
@@ -36,9 +52,24 @@ def offer_trials(request, slug):
             "page": page,
             "status": status,
             "statuses": Trial.Status.choices,
+            "promise": promise,
+            "promise_label": PROMISE_LABELS.get(promise, ""),
+            "promise_error": promise_error,
             "refusals": selectors.offer_claim_refusals(offer=offer),
         },
+        status=400 if promise_error else 200,
     )
+
+
+# What each ``?promise=`` filter shows, in the list's heading.
+PROMISE_LABELS = {
+    "reminders": gettext_lazy("Trials with a reminder sent late, or not at all"),
+    "charges": gettext_lazy("Trials charged before every promised reminder was sent"),
+    "cancellations": gettext_lazy("Cancelled trials charged afterwards"),
+    "inventory": gettext_lazy("Claims beyond the inventory"),
+    "one_per_person": gettext_lazy("Second trials by the same person"),
+    "not_met": gettext_lazy("Trials whose customer said the promise was not met"),
+}
 
 
 @readers

@@ -1,6 +1,7 @@
 """Assignments (which arm a customer is in) and trials (a claimed offer and its clock)."""
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -114,6 +115,12 @@ class Trial(models.Model):
     charge_retry_at = models.DateTimeField(null=True, blank=True)
     claim_ip = models.GenericIPAddressField(null=True, blank=True)
     claim_user_agent = models.CharField(max_length=500, blank=True)
+    # The emails about this trial (``OutboxMessage.about``), so that a query over the outbox can
+    # join its trials ("Promises kept", analytics/promises.py) instead of probing them one by one.
+    outbox_messages = GenericRelation(
+        "accounts.OutboxMessage", content_type_field="about_type", object_id_field="about_id",
+        related_query_name="trial",
+    )  # fmt: skip
 
     class Meta:
         indexes = [
