@@ -68,6 +68,7 @@ from trials.models import Assignment, Trial, TrialEvent
 WINDOW_DAYS = 90
 COHORT_WEEKS = 13  # weeks since the trial's end in the cohort heatmap: 0 to 12
 GAP_PATIENCE = timedelta(days=1)
+OPEN_GAPS = 200  # at most this many missing ids in one batch are taken for open transactions
 FOLD_CHUNK = 2_000  # units per INSERT … SELECT: each names its ids four times (SQLite caps parameters)
 MONEY = DecimalField(max_digits=40, decimal_places=12)
 
@@ -577,11 +578,16 @@ def _next_batch(state: RollupState, *, batch: int, moment: datetime) -> set[int]
                 del gaps[name][gap]
         if ids:
             present = set(ids)
-            # Bounded: a jump of more than a batch in the ids is deletions or a sequence's cache,
-            # not open transactions.
-            for missing in range(mark + 1, ids[-1]):
-                if missing not in present and len(gaps[name]) < batch:
-                    gaps[name].setdefault(str(missing), moment.isoformat())
+            # With no row seen yet there is no position to count from (PostgreSQL's sequences
+            # do not start again at 1): the first id seen is the start.
+            start = mark + 1 if mark else ids[0]
+            missing = [gap for gap in range(start, ids[-1]) if gap not in present]
+            # A few missing ids are inserts not committed yet; many are deleted rows, a
+            # sequence that started higher (PostgreSQL keeps counting after a rollback or a
+            # flush) or a sequence's cache: those are no gap to wait for.
+            if len(missing) <= OPEN_GAPS:
+                for gap in missing:
+                    gaps[name].setdefault(str(gap), moment.isoformat())
             setattr(state, name, ids[-1])
         changed = ids + filled
         if changed:

@@ -5,22 +5,17 @@ analytics.charts, and answers ``?csv=<chart>`` with that chart's rows, under the
 """
 
 import csv
-import importlib
-import importlib.util
 
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.roles import EXECUTIVE, MARKETER, role_required
-from analytics import charts, dashboard, rollups
+from analytics import charts, dashboard, promises, rollups
 from analytics.forms import DashboardFilters
 from offers import selectors
-
-PROMISES_TEMPLATE = "analytics/_promises_kept.html"
 
 
 @role_required(EXECUTIVE, MARKETER)
@@ -67,7 +62,7 @@ def home(request):
         table=table,
         charts=every_chart[2:],
         broken_splits=[data.name for data in offers if data.headline.metrics.srm.flag],
-        promises=_promises(offer=None),
+        promises=_promises(offer=None, as_of=context["as_of"]),
         window_days=overview.window_days,
     )
     return render(request, "analytics/home.html", context)
@@ -113,7 +108,7 @@ def offer(request, slug):
         tiles=every_chart[0],
         charts=every_chart[1:],
         srm_warning=_srm_warning(offer_metrics.srm.p_value) if offer_metrics.srm.flag else "",
-        promises=_promises(offer=offer),
+        promises=_promises(offer=offer, as_of=context["as_of"]),
         window_days=offer_metrics.window_days,
     )
     return render(request, "analytics/offer.html", context)
@@ -161,13 +156,9 @@ def _srm_warning(p_value: float | None) -> str:
     ) % {"p": p_value}
 
 
-def _promises(*, offer):
-    """The "Promises kept" panel's data, when that panel exists (analytics/promises.py and its
-    template come from another branch): None without it, and the page leaves the place empty."""
-    try:
-        get_template(PROMISES_TEMPLATE)
-    except TemplateDoesNotExist:
-        return None
-    if importlib.util.find_spec("analytics.promises") is None:
-        return None
-    return importlib.import_module("analytics.promises").promises_kept(offer=offer)
+def _promises(*, offer, as_of):
+    """The "Promises kept" panel, as of the rollups' moment. It reads the trials, the outbox and
+    the ledger directly (a few aggregate queries, analytics/promises.py), which is slow at scale,
+    so each (offer, moment) is computed once and kept until the rollups move on (beat: a minute)."""
+    key = f"dashboard:promises:{offer.pk if offer else 'all'}:{as_of.isoformat()}"
+    return cache.get_or_set(key, lambda: promises.promises_kept(offer=offer, as_of=as_of), timeout=600)

@@ -12,6 +12,7 @@ import pytest
 import time_machine
 
 from analytics import rollups
+from analytics.models import RollupState
 from analytics.rollups import Slice
 from tests import factories
 from tests.factories import NOW
@@ -50,6 +51,7 @@ def offer(marketer):
             purchases = 2 if converted else 1
         for k in range(purchases):
             factories.purchase(customer=person, product=offer.product, amount=1500, at=at + timedelta(days=11 + k))
+    rollups.rebuild()
     return offer
 
 
@@ -64,10 +66,13 @@ def observed(marketer):
         factories.claim(
             assignment=factories.assignment(offer=offer, customer=person, assigned_at=NOW), status="expired"
         )
+    rollups.rebuild()
     return offer
 
 
 def page(client, user, url, **query):
+    """The page as the user sees it, with the rollups built from the data as it is now."""
+    rollups.rebuild()
     client.force_login(user)
     response = client.get(url, query)
     return response, response.content.decode()
@@ -229,6 +234,7 @@ def test_a_broken_split_is_called_out(client, executive, offer):
     for number in range(60):
         person = factories.customer(email=f"extra{number}@example.com")
         factories.assignment(offer=offer, customer=person, arm="default", assigned_at=NOW)
+    rollups.refresh()
     assert rollups.offer_metrics(offer, Slice()).srm.flag
 
     _response, html = page(client, executive, "/dashboard/offers/coffee-sampler/")
@@ -291,3 +297,14 @@ def test_the_page_runs_no_inline_script_and_plotly_is_ours(client, executive, of
     css = (b"".join(styles.streaming_content) if styles.streaming else styles.content).decode()
     assert ".js-plotly-plot .plotly .modebar" in css
     assert 'src="/static/js/style_attribute.js"' in html
+
+
+def test_rollups_never_built_give_a_page_that_says_how_to_build_them(client, executive, offer):
+    RollupState.objects.all().delete()
+    client.force_login(executive)
+    for url in ("/dashboard/", "/dashboard/offers/coffee-sampler/"):
+        response = client.get(url)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "rebuild_rollups" in html
+        assert 'class="chart"' not in html

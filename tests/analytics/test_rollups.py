@@ -126,12 +126,15 @@ def test_the_rollups_give_the_engines_figures_at_their_as_of_time(offer, history
             assert list(rollups.cohorts(offer, selection).rows) == queries.repeat_cohorts(
                 units=units, as_of=as_of, weeks=rollups.COHORT_WEEKS
             )
-        overview = rollups.overview([offer]).offers[0]
-        engine = engine_figures(offer, rollups.Slice(), as_of)
-        for arm, want in zip(overview.metrics.arms, engine.arms, strict=True):
-            agree(metrics._arm_json(arm)["itt"], metrics._arm_json(want)["itt"])
-            assert (arm.assigned, arm.claimed, arm.conversion) == (want.assigned, want.claimed, want.conversion)
-        assert overview.metrics.uplift == engine.uplift
+        overview = rollups.overview([offer]).offers[0].metrics.as_json()
+        engine = engine_figures(offer, rollups.Slice(), as_of).as_json()
+        agree(overview["uplift"], engine["uplift"])
+        for arm, want in zip(overview["arms"], engine["arms"], strict=True):
+            # The overview leaves out the time to convert (rollups.overview); all else is the same.
+            agree(
+                {k: v for k, v in arm.items() if k != "time_to_convert"},
+                {k: v for k, v in want.items() if k != "time_to_convert"},
+            )
 
 
 def _claims(by_arm):
@@ -212,6 +215,7 @@ def test_an_id_that_commits_after_a_later_one_is_still_folded(offer):
     watermark passed; the gap is remembered and folded when the row appears."""
     people = [factories.customer(email=f"g{n}@example.com") for n in range(2)]
     units = [factories.assignment(offer=offer, customer=person, assigned_at=hours(0)) for person in people]
+    factories.purchase(customer=people[1], product=offer.product, amount=100, at=hours(0))
     with time_machine.travel(hours(24), tick=False):
         rollups.rebuild()
     late = factories.purchase(customer=people[0], product=offer.product, amount=100, at=hours(1))
