@@ -105,6 +105,7 @@ def test_an_offers_page_carries_every_chart_with_its_n_window_and_as_of(client, 
         assert "<table>" in chart, key
     funnel = section(html, "funnel")
     assert "n = 40" in funnel  # the variant's customers; the holdout is offered no trial
+    assert 'aria-labelledby="promises-title"' in html and "Reminders delivered on time" in html
 
 
 def test_the_csv_of_each_chart_holds_the_engines_numbers(client, executive, offer):

@@ -48,6 +48,8 @@ def test_an_executive_sees_every_chart_drawn_on_the_demo_data(live_server, page,
     assert drawn_charts(page) == 7
     verdicts = page.locator(".verdict-lines").inner_text()
     assert "sample: Raised repeat buyers by" in verdicts
+    assert page.locator("#promises-title").inner_text() == "Promises kept"
+    assert page.locator(".promises").get_by_text("Reminders delivered on time").count() == 1
     # Every curve Plotly drew is an SVG with content, not an empty frame.
     assert page.locator("#chart-km .js-plotly-plot path.js-line").count() >= 2
     assert (
