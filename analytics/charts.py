@@ -11,6 +11,7 @@ Colours: on an offer's page each arm keeps one colour on every chart; on the ove
 does. The holdout is grey everywhere (analytics.dashboard.arm_colours).
 """
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
@@ -35,7 +36,10 @@ CI_HIGH = gettext_lazy("95% high")
 # xgettext:no-python-format
 CONVERSION_TITLE = gettext_lazy("Conversion by variant, with 95% intervals")
 
-KM_STEP_DAYS = 0.5  # the curve is read off every half day: enough for the eye, few points to ship
+# The curve is read off every half day, or more sparsely for a long one, so that no curve ships
+# (nor tables, nor CSV) more than about KM_POINTS points, whatever the offer's age.
+KM_STEP_DAYS = 0.5
+KM_POINTS = 120
 OUTCOME_COLOURS = {
     "converted": "#009e73",
     "cancelled": "#d55e00",
@@ -544,7 +548,8 @@ def kaplan_meier(series: dict[str, list[queries.ClaimTimes]], colours: dict[str,
             )
         curve = stats.kaplan_meier_tallied((t, d, c) for t, (d, c) in tallies.items())
         longest = max(tallies)
-        days = [step * KM_STEP_DAYS for step in range(int(longest / KM_STEP_DAYS) + 1)]
+        step_days = max(KM_STEP_DAYS, math.ceil(longest / KM_POINTS))
+        days = [step * step_days for step in range(int(longest / step_days) + 1)]
         values = [stats.km_cumulative_at(curve, day) for day in days]
         rows += [(name, day, value) for day, value in zip(days, values, strict=True)]
         figure.add_trace(

@@ -24,7 +24,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from machine_info import cpu_model  # bench/ is the script's folder, first on sys.path
+from fill import insert_customers, insert_purchases, insert_trials  # bench/, first on sys.path
+from machine_info import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -55,14 +56,7 @@ def fill(*, customers: int, purchases: int, every: int):
     )  # fmt: skip
     variants = {variant.name: variant.pk for variant in offer.variants.all()}
     with connection.cursor() as cursor:
-        cursor.execute(
-            """INSERT INTO accounts_user (password, is_superuser, first_name, last_name, is_staff, is_active,
-                   date_joined, email, country, preferred_language, canonical_email, signed_up_from)
-               SELECT '!', false, '', '', false, true, %s, 'bench' || i || '@example.com',
-                      (ARRAY['IT', 'PL', 'DE', 'FR'])[1 + i %% 4], '', 'bench' || i || '@example.com', ''
-               FROM generate_series(1, %s) AS i""",
-            [START, customers],
-        )
+        insert_customers(cursor, count=customers, joined=START)
         # Arms by id: 10% holdout, the rest split evenly; assigned over the offer's year.
         cursor.execute(
             """INSERT INTO trials_assignment (offer_id, customer_id, variant_id, arm, assigned_at, source)
@@ -73,29 +67,8 @@ def fill(*, customers: int, purchases: int, every: int):
                FROM (SELECT id, id / %s AS k FROM accounts_user WHERE email LIKE 'bench%%' AND id %% %s = 0) u""",
             [offer.pk, variants["default"], variants["long"], START, every, every],
         )
-        cursor.execute(
-            """INSERT INTO trials_trial (assignment_id, offer_id, customer_id, variant_id, status, claimed_at, ends_at,
-                   converted_at, source, language, shipping_address, stripe_setup_intent_id,
-                   stripe_payment_intent_id, waiting_reason, charge_attempt, conversion_payment_intent_id,
-                   conversion_invoice_id, claim_user_agent)
-               SELECT a.id, a.offer_id, a.customer_id, a.variant_id,
-                      CASE WHEN a.id %% 3 = 0 THEN 'converted' ELSE 'expired' END,
-                      a.assigned_at, a.assigned_at + interval '14 days',
-                      CASE WHEN a.id %% 3 = 0 THEN a.assigned_at + interval '14 days' END,
-                      'import', '', '{}', '', '', '', 0, '', '', ''
-               FROM trials_assignment a WHERE a.arm <> 'holdout' AND a.customer_id %% 3 = 0""",
-            [],
-        )
-        cursor.execute(
-            """INSERT INTO billing_purchase (customer_id, product_id, kind, amount, currency, purchased_at, source,
-                   external_id, recorded_at)
-               SELECT 1 + floor(random() * %s)::bigint + (SELECT min(id) - 1 FROM accounts_user
-                                                          WHERE email LIKE 'bench%%'),
-                      %s, 'regular', 500 + floor(random() * 5000)::int, 'EUR',
-                      %s + random() * interval '500 days', 'import', 'bench-' || i, now()
-               FROM generate_series(1, %s) AS i""",
-            [customers, product.pk, START, customers * purchases],
-        )
+        insert_trials(cursor)
+        insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases, start=START)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return offer

@@ -27,7 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from machine_info import cpu_model  # bench/ is the script's folder, first on sys.path
+from fill import insert_customers, insert_purchases, insert_trials  # bench/, first on sys.path
+from machine_info import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -65,14 +66,7 @@ def fill(*, customers: int, offers: int, purchases: int, offers_per_customer: in
             at=START,
         )  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(
-            """INSERT INTO accounts_user (password, is_superuser, first_name, last_name, is_staff, is_active,
-                   date_joined, email, country, preferred_language, canonical_email, signed_up_from)
-               SELECT '!', false, '', '', false, true, %s, 'bench' || i || '@example.com',
-                      (ARRAY['IT', 'PL', 'DE', 'FR'])[1 + i %% 4], '', 'bench' || i || '@example.com', ''
-               FROM generate_series(1, %s) AS i""",
-            [START, customers],
-        )
+        insert_customers(cursor, count=customers, joined=START)
         # Customer i meets offers (i + j) mod offers, j < offers_per_customer; 10% holdout by i.
         cursor.execute(
             """WITH o AS (SELECT row_number() OVER (ORDER BY id) - 1 AS n, id FROM offers_offer
@@ -89,34 +83,9 @@ def fill(*, customers: int, offers: int, purchases: int, offers_per_customer: in
                WHERE u.email LIKE 'bench%%'""",
             [START, offers_per_customer, offers],
         )
-        cursor.execute(
-            """INSERT INTO trials_trial (assignment_id, offer_id, customer_id, variant_id, status, claimed_at, ends_at,
-                   converted_at, source, language, shipping_address, stripe_setup_intent_id,
-                   stripe_payment_intent_id, waiting_reason, charge_attempt, conversion_payment_intent_id,
-                   conversion_invoice_id, claim_user_agent)
-               SELECT a.id, a.offer_id, a.customer_id, a.variant_id,
-                      CASE WHEN a.id %% 3 = 0 THEN 'converted' ELSE 'expired' END,
-                      a.assigned_at, a.assigned_at + interval '14 days',
-                      CASE WHEN a.id %% 3 = 0 THEN a.assigned_at + interval '14 days' END,
-                      'import', '', '{}', '', '', '', 0, '', '', ''
-               FROM trials_assignment a WHERE a.arm <> 'holdout' AND a.customer_id %% 3 = 0""",
-            [],
-        )
-        insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases)
+        insert_trials(cursor)
+        insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases, start=START)
         cursor.execute("ANALYZE")
-
-
-def insert_purchases(cursor, *, product_id: int, customers: int, count: int, at: datetime = START) -> None:
-    """``count`` regular purchases of random customers over 500 days from ``at``."""
-    cursor.execute(
-        """INSERT INTO billing_purchase (customer_id, product_id, kind, amount, currency, purchased_at, source,
-               external_id, recorded_at)
-           SELECT (SELECT min(id) FROM accounts_user WHERE email LIKE 'bench%%') + floor(random() * %s)::bigint,
-                  %s, 'regular', 500 + floor(random() * 5000)::int, 'EUR',
-                  %s + random() * interval '500 days', 'import', 'bench-' || gen_random_uuid(), now()
-           FROM generate_series(1, %s) AS i""",
-        [customers, product_id, at, count],
-    )
 
 
 def timed(function) -> float:
@@ -191,7 +160,7 @@ def main() -> None:
             product_id=product_id,
             customers=arguments.customers,
             count=NEW_PURCHASES,
-            at=datetime.now(UTC) - timedelta(days=30),
+            start=datetime.now(UTC) - timedelta(days=30),
         )
     refreshed = {}
     seconds = timed(lambda: refreshed.setdefault("result", rollups.refresh()))
