@@ -281,28 +281,34 @@ def offer(marketer):
     return offer
 
 
+def write_history(offer, people: list[Person], *, first: int = 0, countries: tuple[str, ...] = ("",)) -> None:
+    """The people's rows: each a customer (of the next of ``countries`` in turn), their
+    assignment, their claim and their ledger rows, refunds included."""
+    for number, person in enumerate(people, start=first):
+        customer = factories.customer(email=f"p{number}@example.com", country=countries[number % len(countries)])
+        assignment = factories.assignment(
+            offer=offer, customer=customer, arm=person.arm, assigned_at=person.assigned_at
+        )
+        if person.claim:
+            claimed_at, days, status, converted_at = person.claim
+            factories.claim(
+                assignment=assignment, claimed_at=claimed_at, days=days, status=status, converted_at=converted_at
+            )
+        for row in person.rows:
+            made = factories.purchase(
+                customer=customer, product=offer.product, amount=row.amount, at=row.at, kind=row.kind,
+                currency=row.currency,
+            )  # fmt: skip
+            if row.refund_at is not None:
+                factories.refund(original=made, at=row.refund_at)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories())
 def test_the_engine_agrees_with_a_plain_computation_from_the_raw_rows(offer, history):
     people_, as_of, window, grace = history
     with rolled_back():
-        for number, person in enumerate(people_):
-            customer = factories.customer(email=f"p{number}@example.com")
-            assignment = factories.assignment(
-                offer=offer, customer=customer, arm=person.arm, assigned_at=person.assigned_at
-            )
-            if person.claim:
-                claimed_at, days, status, converted_at = person.claim
-                factories.claim(
-                    assignment=assignment, claimed_at=claimed_at, days=days, status=status, converted_at=converted_at
-                )
-            for row in person.rows:
-                made = factories.purchase(
-                    customer=customer, product=offer.product, amount=row.amount, at=row.at, kind=row.kind,
-                    currency=row.currency,
-                )  # fmt: skip
-                if row.refund_at is not None:
-                    factories.refund(original=made, at=row.refund_at)
+        write_history(offer, people_)
 
         engine = metrics.offer_metrics(offer=offer, as_of=as_of, window_days=window, grace_days=grace)
 

@@ -16,7 +16,7 @@ from analytics.models import RollupState, UnitRollup
 from billing.models import ExchangeRate
 from config.celery import app
 from tests import factories
-from tests.analytics.test_metrics_oracle import RATES, histories, hours, rolled_back
+from tests.analytics.test_metrics_oracle import RATES, histories, hours, rolled_back, write_history
 from trials.models import Assignment, TrialEvent
 
 pytestmark = pytest.mark.django_db
@@ -54,24 +54,7 @@ def offer(marketer):
 
 
 def write(offer, people, *, first: int = 0):
-    """The history's rows, as the oracle test writes them; customers alternate between countries."""
-    for number, person in enumerate(people, start=first):
-        customer = factories.customer(email=f"p{number}@example.com", country=COUNTRIES[number % 2])
-        assignment = factories.assignment(
-            offer=offer, customer=customer, arm=person.arm, assigned_at=person.assigned_at
-        )
-        if person.claim:
-            claimed_at, days, status, converted_at = person.claim
-            factories.claim(
-                assignment=assignment, claimed_at=claimed_at, days=days, status=status, converted_at=converted_at
-            )
-        for row in person.rows:
-            made = factories.purchase(
-                customer=customer, product=offer.product, amount=row.amount, at=row.at, kind=row.kind,
-                currency=row.currency,
-            )  # fmt: skip
-            if row.refund_at is not None:
-                factories.refund(original=made, at=row.refund_at)
+    write_history(offer, people, first=first, countries=COUNTRIES)
 
 
 def engine_figures(offer, selection: rollups.Slice, as_of):
