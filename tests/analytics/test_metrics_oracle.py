@@ -271,6 +271,11 @@ def uplift_oracle(treated: dict, control: dict, metric: str):
 
 @pytest.fixture
 def offer(marketer):
+    return rated_offer(marketer)
+
+
+def rated_offer(marketer):
+    """An offer with two variants and a 30% holdout, and the USD rates of ``RATES``."""
     offer = factories.offer(
         actor=marketer,
         holdout_percent=30,

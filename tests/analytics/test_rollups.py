@@ -16,7 +16,13 @@ from analytics.models import RollupState, UnitRollup
 from billing.models import ExchangeRate
 from config.celery import app
 from tests import factories
-from tests.analytics.test_metrics_oracle import RATES, histories, hours, rolled_back, write_history
+from tests.analytics.test_metrics_oracle import (  # the same offer, rates and random histories
+    histories,
+    hours,
+    rated_offer,
+    rolled_back,
+    write_history,
+)
 from trials.models import Assignment, TrialEvent
 
 pytestmark = pytest.mark.django_db
@@ -43,14 +49,7 @@ def agree(got, want, path="$"):
 
 @pytest.fixture
 def offer(marketer):
-    offer = factories.offer(
-        actor=marketer,
-        holdout_percent=30,
-        variants=[{"name": "default", "weight": 1}, {"name": "long", "weight": 1, "trial_days": 28}],
-    )
-    for currency, rate, since in RATES:
-        ExchangeRate.objects.create(currency=currency, to_currency="EUR", rate=rate, valid_from=hours(since * 24))
-    return offer
+    return rated_offer(marketer)
 
 
 def write(offer, people, *, first: int = 0):
