@@ -160,7 +160,7 @@ def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_d
     window, grace = timedelta(days=window_days), timedelta(days=grace_days)
     counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
     claims = claim_times(units=units, as_of=as_of, grace=grace)
-    revenue = revenue_expression(units.offer)
+    revenue = revenue_expression(units.offer.currency)
     itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
     arms = {}
@@ -267,25 +267,31 @@ def claim_weeks_of(rows: QuerySet, *, arm: str) -> dict[tuple[date, str], dict[s
 
 
 # --- 2. Purchase windows ---------------------------------------------------------------------
-def revenue_expression(offer: Offer) -> Case:
-    """A ledger row's amount in minor units of the offer's currency, or NULL when it is in
-    another currency with no rate in force at ``purchased_at`` (billing.ExchangeRate)."""
-    target = offer.currency
+def revenue_expression(target: str | F) -> Case:
+    """A ledger row's amount in minor units of ``target``, or NULL when it is in another currency
+    with no rate in force at ``purchased_at`` (billing.ExchangeRate). ``target`` is a currency
+    code (one offer's), or ``F(path)`` to the currency of each row's own offer (the rollups,
+    which fold the units of many offers at once)."""
+    per_row = isinstance(target, F)
     rate = Subquery(
         ExchangeRate.objects.filter(
-            currency=OuterRef("currency"), to_currency=target, valid_from__lte=OuterRef("purchased_at")
+            currency=OuterRef("currency"),
+            to_currency=OuterRef(target.name) if per_row else target,
+            valid_from__lte=OuterRef("purchased_at"),
         )
         .order_by("-valid_from")
         .values("rate")[:1]
     )
     money = DecimalField(max_digits=40, decimal_places=12)
+    pairs = ExchangeRate.objects.order_by().values_list("currency", "to_currency").distinct()
+    if not per_row:
+        pairs = pairs.filter(to_currency=target)
     conversions = []
-    for source in (
-        ExchangeRate.objects.filter(to_currency=target).order_by().values_list("currency", flat=True).distinct()
-    ):
+    for source, to in pairs:
         # The rate is between major units: scale by the two currencies' decimals (JPY has none).
-        scale = Decimal(10) ** (places(target) - places(source))
-        conversions.append(When(currency=source, then=F("amount") * rate * Value(scale, output_field=money)))
+        scale = Decimal(10) ** (places(to) - places(source))
+        condition = Q(currency=source, **({target.name: to} if per_row else {}))
+        conversions.append(When(condition, then=F("amount") * rate * Value(scale, output_field=money)))
     return Case(
         When(currency=target, then=F("amount")),
         *conversions,

@@ -37,7 +37,6 @@ checks it on random histories).
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -61,7 +60,6 @@ from analytics import metrics, queries
 from analytics.models import RollupState, UnitRollup
 from billing.models import ExchangeRate, Purchase
 from offers.models import Offer
-from offers.money import places
 from offers.rules import HOLDOUT
 from trials.models import Assignment, Trial, TrialEvent
 
@@ -243,14 +241,10 @@ def _tallies(
                 claimed = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
                 for arm, claims in queries.claim_times_of(claimed, arm="arm", as_of=moment, grace=grace).items():
                     tally = arms[offer.pk].get(arm) or queries.ArmTally(arm=arm)
-                    arms[offer.pk][arm] = _with_claims(tally, claims)
+                    arms[offer.pk][arm] = replace(tally, claims=tuple(claims))
         for offer in same_grace:
             tallies[offer.pk] = queries.OfferTally(arms=arms[offer.pk], unconverted_rows=unconverted[offer.pk])
     return tallies
-
-
-def _with_claims(tally: queries.ArmTally, claims: list[queries.ClaimTimes]) -> queries.ArmTally:
-    return replace(tally, claims=tuple(claims))
 
 
 def _sums(moment: datetime, window: timedelta, grace: timedelta) -> dict:
@@ -443,7 +437,7 @@ def _per_unit(rows: QuerySet, *, unit: str, offer: str, moment: datetime, extra:
     return (
         rows.filter(kind=Purchase.Kind.REGULAR)
         .order_by()
-        .alias(value=_revenue(f"{offer}__currency"))
+        .alias(value=queries.revenue_expression(F(f"{offer}__currency")))
         .values(unit_id=F(unit))
         .annotate(
             n=Count("pk", filter=queries.is_purchase(moment)),
@@ -452,26 +446,6 @@ def _per_unit(rows: QuerySet, *, unit: str, offer: str, moment: datetime, extra:
             **extra,
         )
     )
-
-
-def _revenue(currency: str) -> Case:
-    """``analytics.queries.revenue_expression`` for units of many offers at once: the row's amount
-    in minor units of the currency at ``currency`` (its unit's offer's), or NULL with no rate."""
-    rate = Subquery(
-        ExchangeRate.objects.filter(
-            currency=OuterRef("currency"), to_currency=OuterRef(currency), valid_from__lte=OuterRef("purchased_at")
-        )
-        .order_by("-valid_from")
-        .values("rate")[:1]
-    )
-    conversions = []
-    for source, target in ExchangeRate.objects.order_by().values_list("currency", "to_currency").distinct():
-        # The rate is between major units: scale by the two currencies' decimals (JPY has none).
-        scale = Decimal(10) ** (places(target) - places(source))
-        conversions.append(
-            When(Q(currency=source, **{currency: target}), then=F("amount") * rate * Value(scale, output_field=MONEY))
-        )
-    return Case(When(currency=F(currency), then=F("amount")), *conversions, default=Value(None), output_field=MONEY)
 
 
 # --- Building and refreshing ------------------------------------------------------------------
