@@ -40,6 +40,9 @@ CONVERSION_TITLE = gettext_lazy("Conversion by variant, with 95% intervals")
 # (nor tables, nor CSV) more than about KM_POINTS points, whatever the offer's age.
 KM_STEP_DAYS = 0.5
 KM_POINTS = 120
+# The overview draws the curves of this many offers, those with the most claims: beyond a handful
+# the lines cannot be told apart, and each curve needs every claim's time.
+KM_OVERVIEW_OFFERS = 8
 OUTCOME_COLOURS = {
     "converted": "#009e73",
     "cancelled": "#d55e00",
@@ -68,6 +71,7 @@ class Chart:
     rows: tuple[tuple, ...]
     figure: dict | None = None
     warnings: tuple[str, ...] = ()
+    note: str = ""  # what the chart leaves out, said under its title
     empty: str = ""
     tiles: tuple[tuple[str, str], ...] = ()  # (label, value) for the KPI tiles
 
@@ -189,15 +193,25 @@ class OfferData:
     slug: str
     name: str
     headline: metrics.OfferHeadline
-    claim_times: dict[str, list[queries.ClaimTimes]]
-    cohorts: Cohorts
-    claim_weeks: list[ClaimWeek]
     sample_cost: int
 
+    @property
+    def claimed(self) -> int:
+        return sum(arm.claimed for arm in self.headline.metrics.arms)
 
-def overview_charts(*, offers: list[OfferData], scope: Scope) -> list[Chart]:
+
+def overview_charts(
+    *,
+    offers: list[OfferData],
+    claim_weeks: list[ClaimWeek],
+    cohorts: Cohorts,
+    claim_times: dict[str, list[queries.ClaimTimes]],
+    scope: Scope,
+) -> list[Chart]:
     """Every chart of the overview: each offer is one series (its variants' figures added up
-    where a chart needs one line per offer), in the overview's order."""
+    where a chart needs one line per offer), in the overview's order. The claim weeks and the
+    cohorts are every offer's together; ``claim_times`` are the variants' claims of the offers
+    whose curves are drawn, by offer name (the view picks them, ``KM_OVERVIEW_OFFERS``)."""
     colours = dashboard.arm_colours(data.name for data in offers)
     pooled = [
         (data.name, funnel_counts([arm for arm in data.headline.metrics.arms if not arm.is_holdout])) for data in offers
@@ -223,19 +237,23 @@ def overview_charts(*, offers: list[OfferData], scope: Scope) -> list[Chart]:
     return [
         funnel(pooled, colours, scope),
         conversion(by_variant, variant_colours, scope),
-        outcomes_by_week([week for data in offers for week in data.claim_weeks], scope, by_arm=False),
-        kaplan_meier(
-            {
-                data.name: [c for arm, claims in data.claim_times.items() if arm != HOLDOUT for c in claims]
-                for data in offers
-            },
-            colours,
-            scope,
-        ),
-        cohort_heatmap([data.cohorts for data in offers], scope),
+        outcomes_by_week(claim_weeks, scope, by_arm=False),
+        _with_curves_note(kaplan_meier(claim_times, colours, scope), drawn=len(claim_times), offers=offers),
+        cohort_heatmap([cohorts], scope),
         uplift_forest(entries, colours=variant_colours, scope=scope, observational=False),
         waterfall,
     ]
+
+
+def _with_curves_note(chart: Chart, *, drawn: int, offers: list[OfferData]) -> Chart:
+    claimed = sum(1 for data in offers if data.claimed)
+    if drawn >= claimed:
+        return chart
+    note = _(
+        "The curves of the %(drawn)s offers with the most claims, of %(claimed)s with claims; "
+        "choose an offer in the filters to see its own."
+    ) % {"drawn": drawn, "claimed": claimed}
+    return replace(chart, note=note)
 
 
 def overview_tiles(offers: list[OfferData], scope: Scope) -> Chart:
@@ -385,11 +403,15 @@ def funnel(series: list[tuple[str, tuple[int, int, int, int]]], colours: dict[st
     mature trials that converted on time; repeat buyers, the customers with two purchases within
     the window of their assignment, among those whose window has closed."""
     stages = (_("Assigned"), _("Claimed"), _("Converted"), _("Repeat buyers"))
-    figure = go.Figure(layout=_layout(height=320, funnelmode="group", yaxis={"automargin": True}))
-    for name, counts in series:
-        figure.add_trace(
+    # The traces go in at once: Figure.add_trace checks the whole figure again for each one,
+    # which the overview's hundred offers would pay a hundred times.
+    figure = go.Figure(
+        data=[
             go.Funnel(name=name, y=list(stages), x=list(counts), marker={"color": colours[name]}, textinfo="value")
-        )
+            for name, counts in series
+        ],
+        layout=_layout(height=320, funnelmode="group", yaxis={"automargin": True}),
+    )
     n = sum(counts[0] for _name, counts in series)
     return Chart(
         key="funnel",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.db.models import (
     Avg,
     Count,
@@ -167,6 +168,15 @@ def promises_kept(*, offer: Offer | None = None, as_of: datetime | None = None) 
         low_rating_response=response,
         low_ratings_unanswered=unanswered,
     )
+
+
+def panel(*, offer: Offer | None, as_of: datetime) -> PromisesKept:
+    """``promises_kept`` for the dashboards, as of the rollups' moment. It reads the trials, the
+    outbox and the ledger directly, which is slow at scale, so each (offer, moment) is computed
+    once and kept until the rollups move on (beat: a minute; ``analytics.overview.warm`` reads
+    the overview's ahead)."""
+    key = f"dashboard:promises:{offer.pk if offer else 'all'}:{as_of.isoformat()}"
+    return cache.get_or_set(key, lambda: promises_kept(offer=offer, as_of=as_of), timeout=600)
 
 
 def trials_behind(*, promise: str, offer: Offer, as_of: datetime | None = None) -> QuerySet[Trial]:

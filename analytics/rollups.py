@@ -34,7 +34,7 @@ Reading is exact against the engine at the rollups' ``as_of`` (tests/analytics/t
 checks it on random histories).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -119,49 +119,71 @@ def as_of() -> datetime | None:
     return RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
 
 
-def offer_metrics(offer: Offer, selection: Slice = Slice()) -> metrics.OfferMetrics:
-    """Every figure of METRICS.md for ``offer``, as the engine gives it at ``as_of()`` with the
+def offer_metrics(offer: Offer, selection: Slice = Slice(), *, moment: datetime | None = None) -> metrics.OfferMetrics:
+    """Every figure of METRICS.md for ``offer``, as the engine gives it at ``moment`` (by default
+    ``as_of()``; a page passes the one it read, so that all its parts are of one moment) with the
     window ``WINDOW_DAYS`` and the offer's grace."""
-    moment = _moment()
+    moment = moment or _moment()
     tally = _tallies([offer], selection, moment, with_claims=True)[offer.pk]
     return _figures(offer, tally, selection, moment)
 
 
-def overview(offers: Iterable[Offer], selection: Slice = Slice()) -> metrics.OffersOverview:
+def overview(
+    offers: Iterable[Offer], selection: Slice = Slice(), *, moment: datetime | None = None
+) -> metrics.OffersOverview:
     """Every offer's figures with the Benjamini-Hochberg adjustment across them. One query for
     all the offers; the overview has no time-to-convert figures (``time_to_convert`` has
     ``converters`` 0 and no quantiles), which need every claim: the offer's own page has them."""
-    moment = _moment()
+    moment = moment or _moment()
     offers = list(offers)
     tallies = _tallies(offers, selection, moment, with_claims=False)
     every = [(offer, _figures(offer, tallies[offer.pk], selection, moment)) for offer in offers]
     return metrics.overview_of(every, as_of=moment, window_days=WINDOW_DAYS, grace_days=None)
 
 
-def claim_times(offer: Offer, selection: Slice = Slice()) -> dict[str, list[queries.ClaimTimes]]:
+def claim_times(
+    offer: Offer, selection: Slice = Slice(), *, moment: datetime | None = None
+) -> dict[str, list[queries.ClaimTimes]]:
     """Each arm's claimed trials' times, for the Kaplan-Meier curve (analytics.stats)."""
-    moment = _moment()
+    moment = moment or _moment()
     rows = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
     return queries.claim_times_of(rows, arm="arm", as_of=moment, grace=timedelta(days=offer.grace_days))
 
 
-def claim_weeks(offer: Offer, selection: Slice = Slice()) -> list[ClaimWeek]:
-    """The "outcomes by claim week" chart: every week with a claim, per arm, oldest first."""
-    moment = _moment()
-    rows = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
+def claim_times_by_offer(
+    offers: Sequence[Offer], selection: Slice = Slice(), *, moment: datetime | None = None
+) -> dict[int, list[queries.ClaimTimes]]:
+    """Each offer's claimed trials' times, its variants together (keyed by offer id), for the
+    overview's Kaplan-Meier curve per offer: one query per distinct grace, not one per offer."""
+    moment = moment or _moment()
+    claims: dict[int, list[queries.ClaimTimes]] = {}
+    for grace_days in sorted({offer.grace_days for offer in offers}):
+        same_grace = [offer for offer in offers if offer.grace_days == grace_days]
+        rows = _rows(same_grace, selection, moment).filter(claimed_at__lte=moment).exclude(arm=HOLDOUT)
+        claims |= queries.claim_times_of(rows, arm="offer_id", as_of=moment, grace=timedelta(days=grace_days))
+    return claims
+
+
+def claim_weeks(
+    offers: Sequence[Offer], selection: Slice = Slice(), *, moment: datetime | None = None
+) -> list[ClaimWeek]:
+    """The "outcomes by claim week" chart: every week with a claim, per arm, oldest first, in one
+    query for all of ``offers`` (arms of the same name in several offers are added up)."""
+    moment = moment or _moment()
+    rows = _rows(list(offers), selection, moment).filter(claimed_at__lte=moment)
     return [
         ClaimWeek(week=week, arm=arm, outcomes=outcomes)
         for (week, arm), outcomes in queries.claim_weeks_of(rows, arm="arm").items()
     ]
 
 
-def cohorts(offer: Offer, selection: Slice = Slice()) -> Cohorts:
-    """The cohort heatmap: claimers by the week their trial ended, and how many bought in each
-    week since; weeks not over for the whole cohort are None."""
-    moment = _moment()
+def cohorts(offers: Sequence[Offer], selection: Slice = Slice(), *, moment: datetime | None = None) -> Cohorts:
+    """The cohort heatmap of ``offers`` together, in one query: claimers by the week their trial
+    ended, and how many bought in each week since; weeks not over for the whole cohort are None."""
+    moment = moment or _moment()
     bits = {f"bit{k}": F("cohort_weeks").bitand(1 << k) for k in range(COHORT_WEEKS)}
     grouped = (
-        _rows([offer], selection, moment)
+        _rows(list(offers), selection, moment)
         .filter(claimed_at__lte=moment, ends_at__lte=moment)
         .alias(**bits)
         .values(week=TruncWeek("ends_at"))

@@ -1,19 +1,19 @@
 """The executive dashboards: the overview of every offer and one offer's page.
 
-Each page reads analytics.rollups only (never the raw purchases), builds its charts with
+Each page reads analytics.rollups only (never the raw purchases; the overview through
+analytics.overview, which keeps each answer for its moment), builds its charts with
 analytics.charts, and answers ``?csv=<chart>`` with that chart's rows, under the same filters.
 """
 
 import csv
 
-from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.roles import EXECUTIVE, MARKETER, role_required
-from analytics import charts, dashboard, promises, rollups
+from analytics import charts, dashboard, overview, promises, rollups
 from analytics.forms import DashboardFilters
 from offers import selectors
 
@@ -35,35 +35,32 @@ def home(request):
         if form.cleaned_data["offer"] in ("", offer.slug)
         and (selection.variant is None or any(v.name == selection.variant for v in offer.variants.all()))
     ]
-    overview = rollups.overview(chosen, selection)
-    offers = [
-        charts.OfferData(
-            slug=offer.slug,
-            name=offer.name,
-            headline=headline,
-            claim_times=rollups.claim_times(offer, selection),
-            cohorts=rollups.cohorts(offer, selection),
-            claim_weeks=rollups.claim_weeks(offer, selection),
-            sample_cost=offer.sample_cost,
-        )
-        for offer, headline in zip(chosen, overview.offers, strict=True)
-        # An offer nobody was assigned to in this selection has nothing to show.
-        if any(arm.assigned for arm in headline.metrics.arms)
+    overview.watched()
+    data = overview.overview_data(chosen, selection, moment=context["as_of"])
+    scope = charts.Scope(assigned=_assigned_text(selection), window_days=data.window_days)
+    lines, table = charts.offer_lines(data.offers, scope)
+    every_chart = [
+        charts.overview_tiles(data.offers, scope),
+        table,
+        *charts.overview_charts(
+            offers=data.offers,
+            claim_weeks=data.claim_weeks,
+            cohorts=data.cohorts,
+            claim_times=data.claim_times,
+            scope=scope,
+        ),
     ]
-    scope = charts.Scope(assigned=_assigned_text(selection), window_days=overview.window_days)
-    lines, table = charts.offer_lines(offers, scope)
-    every_chart = [charts.overview_tiles(offers, scope), table, *charts.overview_charts(offers=offers, scope=scope)]
     if "csv" in request.GET:
         return _csv(request.GET["csv"], every_chart, stem="overview")
     context.update(
-        offers=offers,
+        offers=data.offers,
         lines=lines,
         tiles=every_chart[0],
         table=table,
         charts=every_chart[2:],
-        broken_splits=[data.name for data in offers if data.headline.metrics.srm.flag],
-        promises=_promises(offer=None, as_of=context["as_of"]),
-        window_days=overview.window_days,
+        broken_splits=[offer.name for offer in data.offers if offer.headline.metrics.srm.flag],
+        promises=promises.panel(offer=None, as_of=context["as_of"]),
+        window_days=data.window_days,
     )
     return render(request, "analytics/home.html", context)
 
@@ -79,15 +76,16 @@ def offer(request, slug):
     if not form.is_valid():
         return render(request, "analytics/offer.html", context, status=400)
     selection = form.selection()
-    offer_metrics = rollups.offer_metrics(offer, selection)
+    moment = context["as_of"]
+    offer_metrics = rollups.offer_metrics(offer, selection, moment=moment)
     scope = charts.Scope(
         assigned=_assigned_text(selection), window_days=offer_metrics.window_days, currency=offer_metrics.currency
     )
     every_chart = charts.offer_charts(
         offer_metrics=offer_metrics,
-        claim_times=rollups.claim_times(offer, selection),
-        cohorts=rollups.cohorts(offer, selection),
-        claim_weeks=rollups.claim_weeks(offer, selection),
+        claim_times=rollups.claim_times(offer, selection, moment=moment),
+        cohorts=rollups.cohorts([offer], selection, moment=moment),
+        claim_weeks=rollups.claim_weeks([offer], selection, moment=moment),
         sample_cost=offer.sample_cost,
         scope=scope,
     )
@@ -108,7 +106,7 @@ def offer(request, slug):
         tiles=every_chart[0],
         charts=every_chart[1:],
         srm_warning=_srm_warning(offer_metrics.srm.p_value) if offer_metrics.srm.flag else "",
-        promises=_promises(offer=offer, as_of=context["as_of"]),
+        promises=promises.panel(offer=offer, as_of=context["as_of"]),
         window_days=offer_metrics.window_days,
     )
     return render(request, "analytics/offer.html", context)
@@ -154,11 +152,3 @@ def _srm_warning(p_value: float | None) -> str:
         "Sample ratio mismatch (p = %(p).2g): the arms did not receive the share of customers they "
         "were configured for, so the split is broken and comparisons between them are not trustworthy."
     ) % {"p": p_value}
-
-
-def _promises(*, offer, as_of):
-    """The "Promises kept" panel, as of the rollups' moment. It reads the trials, the outbox and
-    the ledger directly (a few aggregate queries, analytics/promises.py), which is slow at scale,
-    so each (offer, moment) is computed once and kept until the rollups move on (beat: a minute)."""
-    key = f"dashboard:promises:{offer.pk if offer else 'all'}:{as_of.isoformat()}"
-    return cache.get_or_set(key, lambda: promises.promises_kept(offer=offer, as_of=as_of), timeout=600)

@@ -67,21 +67,22 @@ def fill(*, customers: int, offers: int, purchases: int, offers_per_customer: in
         )  # fmt: skip
     with connection.cursor() as cursor:
         insert_customers(cursor, count=customers, joined=START)
-        # Customer i meets offers (i + j) mod offers, j < offers_per_customer; 10% holdout by i.
+        # Customer i meets offers (i + j) mod offers, j < offers_per_customer. The arm comes from
+        # i div offers, which the offer does not fix: 10% holdout, the rest split evenly.
         cursor.execute(
             """WITH o AS (SELECT row_number() OVER (ORDER BY id) - 1 AS n, id FROM offers_offer
-                          WHERE slug LIKE 'bench-offer-%%')
+                          WHERE slug LIKE 'bench-offer-%%'),
+                    c AS (SELECT id, CASE WHEN (id / %(offers)s) %% 10 = 0 THEN 'holdout'
+                                          WHEN (id / %(offers)s / 10) %% 2 = 0 THEN 'default'
+                                          ELSE 'long' END AS arm
+                          FROM accounts_user WHERE email LIKE 'bench%%')
                INSERT INTO trials_assignment (offer_id, customer_id, variant_id, arm, assigned_at, source)
-               SELECT o.id, u.id,
-                      CASE WHEN u.id %% 10 = 0 THEN NULL
-                           ELSE (SELECT v.id FROM offers_variant v WHERE v.offer_id = o.id
-                                 AND v.name = CASE WHEN u.id %% 2 = 0 THEN 'default' ELSE 'long' END) END,
-                      CASE WHEN u.id %% 10 = 0 THEN 'holdout' WHEN u.id %% 2 = 0 THEN 'default' ELSE 'long' END,
-                      %s + (u.id %% 365) * interval '1 day' + (u.id %% 24) * interval '1 hour', 'import'
-               FROM accounts_user u CROSS JOIN generate_series(0, %s - 1) AS j
-               JOIN o ON o.n = (u.id + j) %% %s
-               WHERE u.email LIKE 'bench%%'""",
-            [START, offers_per_customer, offers],
+               SELECT o.id, c.id, (SELECT v.id FROM offers_variant v WHERE v.offer_id = o.id AND v.name = c.arm),
+                      c.arm, %(start)s + (c.id %% 365) * interval '1 day' + (c.id %% 24) * interval '1 hour',
+                      'import'
+               FROM c CROSS JOIN generate_series(0, %(each)s - 1) AS j
+               JOIN o ON o.n = (c.id + j) %% %(offers)s""",
+            {"offers": offers, "start": START, "each": offers_per_customer},
         )
         insert_trials(cursor)
         insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases, start=START)

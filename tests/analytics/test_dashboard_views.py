@@ -5,15 +5,19 @@ nothing give an empty state, a broken split is called out, and customers are ref
 import csv
 import io
 import re
+from collections import Counter
 from datetime import timedelta
 
 import plotly
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from analytics import rollups
+from analytics import charts, overview, rollups
 from analytics.models import RollupState
 from analytics.rollups import Slice
+from analytics.tasks import rollups_refresh_task
 from tests import factories
 from tests.factories import NOW
 
@@ -309,3 +313,87 @@ def test_rollups_never_built_give_a_page_that_says_how_to_build_them(client, exe
         html = response.content.decode()
         assert "rebuild_rollups" in html
         assert 'class="chart"' not in html
+
+
+def test_the_overview_adds_every_offers_claim_weeks_and_cohorts_up_in_one_read(offer, observed):
+    both, alone = [offer, observed], ([offer], [observed])
+
+    def weeks(offers):
+        counts = Counter()
+        for week in rollups.claim_weeks(offers):
+            for outcome, n in week.outcomes.items():
+                counts[(week.week, week.arm, outcome)] += n
+        return counts
+
+    assert weeks(both) == weeks(alone[0]) + weeks(alone[1])
+
+    def cohorts(offers):
+        counts = Counter()
+        for row in rollups.cohorts(offers).rows:
+            counts[(row.week, "trials")] += row.claimers
+            counts.update({(row.week, k): n for k, n in enumerate(row.buyers) if n})
+        return counts
+
+    assert cohorts(both) == cohorts(alone[0]) + cohorts(alone[1])
+    assert sum(cohorts(both).values()) > 0
+
+    by_offer = rollups.claim_times_by_offer(both)
+    for one in both:
+        # The offer's variants together; the holdout never claims.
+        assert sorted(by_offer[one.pk], key=repr) == sorted(
+            (claim for arm, claims in rollups.claim_times(one).items() for claim in claims), key=repr
+        )
+
+
+def test_the_overview_draws_the_curves_of_the_offers_with_the_most_claims(client, executive, marketer, monkeypatch):
+    monkeypatch.setattr(charts, "KM_OVERVIEW_OFFERS", 2)
+    for number, claims in enumerate((1, 3, 2)):
+        one = factories.offer(
+            actor=marketer,
+            slug=f"offer-{number}",
+            name=f"Offer {number}",
+            product_=factories.product(sku=f"sku-{number}"),
+        )
+        for k in range(claims):
+            person = factories.customer(email=f"k{number}-{k}@example.com")
+            factories.claim(assignment=factories.assignment(offer=one, customer=person, assigned_at=NOW))
+
+    _response, html = page(client, executive, "/dashboard/")
+
+    km = section(html, "km")
+    assert "The curves of the 2 offers with the most claims, of 3 with claims" in km
+    series = {row["series"] for row in rows(client.get("/dashboard/", {"csv": "km"}))}
+    assert series == {"Offer 1", "Offer 2"}
+
+
+def test_the_overview_is_read_once_for_each_moment_of_the_rollups(client, executive, offer):
+    client.force_login(executive)
+    first = client.get("/dashboard/", {"csv": "offers"}).content
+    with CaptureQueriesContext(connection) as again:
+        assert client.get("/dashboard/", {"csv": "offers"}).content == first
+    assert not [q for q in again.captured_queries if "analytics_unitrollup" in q["sql"]]
+
+    # New data, folded: the next request reads it, at once.
+    person = factories.customer(email="late@example.com")
+    factories.assignment(offer=offer, customer=person, arm="holdout", assigned_at=NOW)
+    rollups.refresh()
+    lines = rows(client.get("/dashboard/", {"csv": "offers"}))
+    assert lines != list(csv.DictReader(io.StringIO(first.decode())))
+    assert sum(int(arm.assigned) for arm in rollups.overview([offer]).offers[0].metrics.arms) == 81
+
+
+def test_the_refresh_reads_the_overview_ahead_only_while_someone_watches(client, executive, offer):
+    assert overview.warm() is False  # nobody opened it
+
+    client.force_login(executive)
+    client.get("/dashboard/")
+    person = factories.customer(email="late@example.com")
+    factories.assignment(offer=offer, customer=person, arm="holdout", assigned_at=NOW)
+    with time_machine.travel(TODAY + timedelta(minutes=1), tick=False):
+        rollups_refresh_task()  # what beat runs: refresh, then warm
+        assert overview.warm() is False  # already read for this moment
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/dashboard/", {"csv": "kpis"})
+    assert not [q for q in queries.captured_queries if "analytics_unitrollup" in q["sql"]]
+    assigned = next(row for row in rows(response) if row["metric"] == "assigned")
+    assert assigned["value"] == "81"

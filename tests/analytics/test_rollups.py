@@ -2,6 +2,7 @@
 refresh leaves them as a rebuild from scratch would, writing only the units that changed."""
 
 import math
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
@@ -99,13 +100,15 @@ def test_the_rollups_give_the_engines_figures_at_their_as_of_time(offer, history
             agree(rollups.offer_metrics(offer, selection).as_json(), engine_figures(offer, selection, as_of).as_json())
             units = unit_filter(offer, selection)
             grace_ = timedelta(days=grace)
-            assert _claims(rollups.claim_times(offer, selection)) == _claims(
-                queries.claim_times(units=units, as_of=as_of, grace=grace_)
-            )
-            assert {(w.week, w.arm): w.outcomes for w in rollups.claim_weeks(offer, selection)} == queries.claim_weeks(
-                units=units, as_of=as_of
-            )
-            assert list(rollups.cohorts(offer, selection).rows) == queries.repeat_cohorts(
+            claims = queries.claim_times(units=units, as_of=as_of, grace=grace_)
+            assert _claims(rollups.claim_times(offer, selection)) == _claims(claims)
+            # The overview's curve: the offer's variants together.
+            by_offer = rollups.claim_times_by_offer([offer], selection)
+            assert _pooled(by_offer.get(offer.pk, [])) == _pooled(c for arm, cs in claims.items() for c in cs)
+            assert {
+                (w.week, w.arm): w.outcomes for w in rollups.claim_weeks([offer], selection)
+            } == queries.claim_weeks(units=units, as_of=as_of)
+            assert list(rollups.cohorts([offer], selection).rows) == queries.repeat_cohorts(
                 units=units, as_of=as_of, weeks=rollups.COHORT_WEEKS
             )
         overview = rollups.overview([offer]).offers[0].metrics.as_json()
@@ -117,6 +120,14 @@ def test_the_rollups_give_the_engines_figures_at_their_as_of_time(offer, history
                 {k: v for k, v in arm.items() if k != "time_to_convert"},
                 {k: v for k, v in want.items() if k != "time_to_convert"},
             )
+
+
+def _pooled(claims):
+    """How many claims of each (time, outcome), whichever arm they are in."""
+    pooled = Counter()
+    for claim in claims:
+        pooled[(claim.observed, claim.converted, claim.on_time)] += claim.count
+    return pooled
 
 
 def _claims(by_arm):

@@ -1,0 +1,55 @@
+"""The ledger keeps only the indexes a query reads (billing.models.Purchase says which query reads
+each), and those queries can read them."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from analytics.rollups import _refunds_come_due
+from billing.models import Purchase
+from tests.factories import NOW
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+EXPECTED = {
+    "billing_purchase_pkey": "(id)",
+    "purchase_external_id_unique_per_source": "(source, external_id)",
+    "billing_pur_custome_eae038_idx": "(customer_id, purchased_at)",
+    "billing_purchase_refund_of_id_f6742530": "(refund_of_id)",
+    "billing_purchase_trial_id_300d51f7": "(trial_id)",
+    "purchase_refunds_by_time": "(purchased_at) WHERE (refund_of_id IS NOT NULL)",
+}
+
+
+def test_the_ledger_has_exactly_the_indexes_its_model_gives_a_reason_for():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'billing_purchase'")
+        found = {name: definition.split(" USING btree ", 1)[1] for name, definition in cursor.fetchall()}
+
+    assert found == EXPECTED
+
+
+def _plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # On a test database's few rows a scan is always cheapest; this asks whether an index can
+        # serve the query at all.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_refunds_that_came_due_are_found_through_their_partial_index():
+    due = Purchase.objects.filter(
+        refund_of__isnull=False, purchased_at__gt=NOW - timedelta(minutes=1), purchased_at__lte=NOW
+    ).values("customer")
+
+    assert "purchase_refunds_by_time" in _plan(due)
+    assert _refunds_come_due(NOW - timedelta(minutes=1), NOW) == set()
+
+
+def test_a_customers_purchase_window_is_read_through_customer_and_time():
+    window = Purchase.objects.filter(customer_id=1, purchased_at__gte=NOW, purchased_at__lt=NOW + timedelta(days=90))
+
+    assert "billing_pur_custome_eae038_idx" in _plan(window)
