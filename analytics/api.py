@@ -16,7 +16,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.response import Response
 
-from analytics import metrics
+from analytics import metrics, queries
 from config.api import READ_ERRORS, ApiView, AwareDateTimeField, api_errors
 from offers import selectors
 from offers.money import countries
@@ -324,6 +324,7 @@ class OfferMetricsView(MetricsView):
         },
         examples=[OpenApiExample("Sampler with a holdout", value=EXAMPLE, response_only=True)],
     )
+    @queries.analytic_read()
     def get(self, request, slug):
         offer = selectors.offer_get(slug=slug)
         values = self.query(request, MetricsQuerySerializer)
@@ -350,6 +351,7 @@ class OffersOverviewView(MetricsView):
         responses={200: OverviewDocument, **METRICS_ERRORS},
         examples=[OpenApiExample("One offer", value=OVERVIEW_EXAMPLE, response_only=True)],
     )
+    @queries.analytic_read()
     def get(self, request):
         values = self.query(request, OverviewQuerySerializer)
         return Response(metrics.offers_overview(**values).as_json())

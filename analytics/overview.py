@@ -72,6 +72,7 @@ def watched() -> None:
     cache.set(WATCHED_KEY, True, WATCHED_SECONDS)
 
 
+@queries.analytic_read()
 def warm() -> bool:
     """Read the unfiltered overview at the rollups' moment into the cache, if someone looked at
     the overview lately and it is not there yet. Returns whether it read it."""

@@ -119,13 +119,25 @@ def as_of() -> datetime | None:
     return RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
 
 
-def offer_metrics(offer: Offer, selection: Slice = Slice(), *, moment: datetime | None = None) -> metrics.OfferMetrics:
+def offer_metrics(
+    offer: Offer,
+    selection: Slice = Slice(),
+    *,
+    moment: datetime | None = None,
+    claims: dict[str, list[queries.ClaimTimes]] | None = None,
+) -> metrics.OfferMetrics:
     """Every figure of METRICS.md for ``offer``, as the engine gives it at ``moment`` (by default
     ``as_of()``; a page passes the one it read, so that all its parts are of one moment) with the
-    window ``WINDOW_DAYS`` and the offer's grace."""
+    window ``WINDOW_DAYS`` and the offer's grace. ``claims`` are ``claim_times`` of the same
+    offer, selection and moment, when the caller has read them already (the offer's page, for
+    its curve); they are read otherwise."""
     moment = moment or _moment()
-    tally = _tallies([offer], selection, moment, with_claims=True)[offer.pk]
-    return _figures(offer, tally, selection, moment)
+    claims = claim_times(offer, selection, moment=moment) if claims is None else claims
+    tally = _tallies([offer], selection, moment)[offer.pk]
+    arms = dict(tally.arms)
+    for arm, times in claims.items():
+        arms[arm] = replace(arms.get(arm) or queries.ArmTally(arm=arm), claims=tuple(times))
+    return _figures(offer, replace(tally, arms=arms), selection, moment)
 
 
 def overview(
@@ -136,7 +148,7 @@ def overview(
     ``converters`` 0 and no quantiles), which need every claim: the offer's own page has them."""
     moment = moment or _moment()
     offers = list(offers)
-    tallies = _tallies(offers, selection, moment, with_claims=False)
+    tallies = _tallies(offers, selection, moment)
     every = [(offer, _figures(offer, tallies[offer.pk], selection, moment)) for offer in offers]
     return metrics.overview_of(every, as_of=moment, window_days=WINDOW_DAYS, grace_days=None)
 
@@ -231,9 +243,7 @@ def _rows(offers: list[Offer], selection: Slice, moment: datetime) -> QuerySet[U
     return rows.order_by()
 
 
-def _tallies(
-    offers: list[Offer], selection: Slice, moment: datetime, *, with_claims: bool
-) -> dict[int, queries.OfferTally]:
+def _tallies(offers: list[Offer], selection: Slice, moment: datetime) -> dict[int, queries.OfferTally]:
     """Each offer's tally, as ``analytics.queries.offer_tally`` counts it from the raw rows: one
     aggregate query per distinct grace (usually one for all the offers)."""
     window = timedelta(days=WINDOW_DAYS)
@@ -258,12 +268,6 @@ def _tallies(
                 itt=_window_tally(row, "itt"),
                 post_trial=_window_tally(row, "post"),
             )
-        if with_claims:
-            for offer in same_grace:
-                claimed = _rows([offer], selection, moment).filter(claimed_at__lte=moment)
-                for arm, claims in queries.claim_times_of(claimed, arm="arm", as_of=moment, grace=grace).items():
-                    tally = arms[offer.pk].get(arm) or queries.ArmTally(arm=arm)
-                    arms[offer.pk][arm] = replace(tally, claims=tuple(claims))
         for offer in same_grace:
             tallies[offer.pk] = queries.OfferTally(arms=arms[offer.pk], unconverted_rows=unconverted[offer.pk])
     return tallies
@@ -373,7 +377,9 @@ COLUMNS = (
 def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
     """One INSERT … SELECT: the units joined to their purchases over the itt window, over the
     post-trial window and by week since the trial's end, each reduced per unit by a query the
-    ORM writes (so each backend gets its own datetime arithmetic)."""
+    ORM writes (so each backend gets its own datetime arithmetic). Rows go in by offer and time
+    of assignment, the order the dashboards read them in: an offer's rows of one fold then sit
+    together on disk, not one a page."""
     window = timedelta(days=WINDOW_DAYS)
     claimed = Q(trial__status__in=queries.CLAIMED_STATUSES)
 
@@ -448,6 +454,7 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
         LEFT JOIN ({parts[2][0]}) p ON p.unit_id = b.unit
         LEFT JOIN (SELECT unit_id, SUM(DISTINCT bit) AS bits FROM ({parts[3][0]}) rows GROUP BY unit_id) c
             ON c.unit_id = b.unit
+        ORDER BY b.unit_offer, b.unit_assigned
     """  # noqa: S608 (every part is the ORM's, its parameters passed apart)
     folded_at = connection.ops.adapt_datetimefield_value(moment)
     return sql, [folded_at, *[param for _sql, params in parts for param in params]]

@@ -13,12 +13,13 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.roles import EXECUTIVE, MARKETER, role_required
-from analytics import charts, dashboard, overview, promises, rollups
+from analytics import charts, dashboard, overview, promises, queries, rollups
 from analytics.forms import DashboardFilters
 from offers import selectors
 
 
 @role_required(EXECUTIVE, MARKETER)
+@queries.analytic_read()
 def home(request):
     """The executive overview: which trial works, across offers."""
     every = list(selectors.offer_list())
@@ -66,6 +67,7 @@ def home(request):
 
 
 @role_required(EXECUTIVE, MARKETER)
+@queries.analytic_read()
 def offer(request, slug):
     """One offer's page: every chart for its arms, and its verdict per variant."""
     offer = selectors.offer_get(slug=slug)
@@ -77,13 +79,14 @@ def offer(request, slug):
         return render(request, "analytics/offer.html", context, status=400)
     selection = form.selection()
     moment = context["as_of"]
-    offer_metrics = rollups.offer_metrics(offer, selection, moment=moment)
+    claims = rollups.claim_times(offer, selection, moment=moment)
+    offer_metrics = rollups.offer_metrics(offer, selection, moment=moment, claims=claims)
     scope = charts.Scope(
         assigned=_assigned_text(selection), window_days=offer_metrics.window_days, currency=offer_metrics.currency
     )
     every_chart = charts.offer_charts(
         offer_metrics=offer_metrics,
-        claim_times=rollups.claim_times(offer, selection, moment=moment),
+        claim_times=claims,
         cohorts=rollups.cohorts([offer], selection, moment=moment),
         claim_weeks=rollups.claim_weeks([offer], selection, moment=moment),
         sample_cost=offer.sample_cost,

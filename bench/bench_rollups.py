@@ -86,7 +86,9 @@ def fill(*, customers: int, offers: int, purchases: int, offers_per_customer: in
         )
         insert_trials(cursor)
         insert_purchases(cursor, product_id=product.pk, customers=customers, count=customers * purchases, start=START)
-        cursor.execute("ANALYZE")
+        # What autovacuum does to tables that have stopped growing: the statistics, and the
+        # visibility map that lets a read take its columns from an index alone.
+        cursor.execute("VACUUM ANALYZE")
 
 
 def timed(function) -> float:

@@ -96,9 +96,11 @@ class Purchase(models.Model):
         # Every index slows every insert (the import, webhooks), so the ledger keeps only those a
         # query reads (bench/bench_import.py times the import against them). Besides the primary
         # key and the unique (source, external_id), read by every ingest to stay idempotent:
-        # - (customer, purchased_at): each unit's purchase windows (analytics.queries and the
-        #   rollups' fold), a customer's own purchases (trials.selectors), the FK check when a
-        #   user is deleted;
+        # - (customer, purchased_at), carrying what the purchase windows read of each row: each
+        #   unit's windows (analytics.queries, the metrics API, and the rollups' fold) then read
+        #   the index alone, not a heap page for each of a customer's rows, which lie wherever
+        #   they were written (bench/bench_rollups.py); also a customer's own purchases
+        #   (trials.selectors) and the FK check when a user is deleted;
         # - refund_of (the FK's own index): a purchase's refunds (billing.ledger, the import, the
         #   engine's "no refund points at it");
         # - trial (the FK's own index): a trial's charges (trials.services, the promises panel,
@@ -106,7 +108,11 @@ class Purchase(models.Model):
         # - purchased_at of refunds only: the refunds that came due since the last refresh
         #   (analytics.rollups._refunds_come_due), a few percent of the rows.
         indexes = [
-            models.Index(fields=["customer", "purchased_at"]),
+            models.Index(
+                fields=["customer", "purchased_at"],
+                include=["id", "kind", "amount", "currency"],
+                name="purchase_customer_time",
+            ),
             models.Index(
                 fields=["purchased_at"], condition=Q(refund_of__isnull=False), name="purchase_refunds_by_time"
             ),
