@@ -29,6 +29,7 @@ WATCHED_KEY = "dashboard:overview:watched"
 
 @dataclass(frozen=True)
 class OverviewData:
+    key: str  # in the cache: this moment of the rollups, these offers as edited, these filters
     offers: list[charts.OfferData]  # those with someone assigned in the selection
     window_days: int
     claim_weeks: list[ClaimWeek]
@@ -38,12 +39,11 @@ class OverviewData:
 
 def overview_data(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime) -> OverviewData:
     """``read`` of these offers, from the cache when it was read for this moment already."""
-    return cache.get_or_set(
-        _key(chosen, selection, moment), lambda: read(chosen, selection, moment=moment), KEPT_SECONDS
-    )
+    key = _key(chosen, selection, moment)
+    return cache.get_or_set(key, lambda: read(chosen, selection, moment=moment, key=key), KEPT_SECONDS)
 
 
-def read(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime) -> OverviewData:
+def read(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime, key: str) -> OverviewData:
     """The overview of ``chosen`` at ``moment``: one query for every offer's figures, one each
     for the claim weeks and the cohorts of them all, and one for the curves of the offers with
     the most claims (``charts.KM_OVERVIEW_OFFERS``)."""
@@ -59,6 +59,7 @@ def read(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime) -> 
     drawn = drawn[: charts.KM_OVERVIEW_OFFERS]
     times = rollups.claim_times_by_offer(drawn, selection, moment=moment)
     return OverviewData(
+        key=key,
         offers=[data for _offer, data in shown],
         window_days=overview.window_days,
         claim_weeks=rollups.claim_weeks(offers, selection, moment=moment),
@@ -83,7 +84,7 @@ def warm() -> bool:
     key = _key(every, rollups.Slice(), moment)
     if cache.get(key) is not None:
         return False
-    cache.set(key, read(every, rollups.Slice(), moment=moment), KEPT_SECONDS)
+    cache.set(key, read(every, rollups.Slice(), moment=moment, key=key), KEPT_SECONDS)
     promises.panel(offer=None, as_of=moment)
     return True
 

@@ -6,10 +6,15 @@ analytics.charts, and answers ``?csv=<chart>`` with that chart's rows, under the
 """
 
 import csv
+import hashlib
 
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.formats import date_format
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from accounts.roles import EXECUTIVE, MARKETER, role_required
@@ -38,32 +43,38 @@ def home(request):
     ]
     overview.watched()
     data = overview.overview_data(chosen, selection, moment=context["as_of"])
-    scope = charts.Scope(assigned=_assigned_text(selection), window_days=data.window_days)
-    lines, table = charts.offer_lines(data.offers, scope)
-    every_chart = [
-        charts.overview_tiles(data.offers, scope),
-        table,
-        *charts.overview_charts(
-            offers=data.offers,
-            claim_weeks=data.claim_weeks,
-            cohorts=data.cohorts,
-            claim_times=data.claim_times,
-            scope=scope,
-        ),
-    ]
     if "csv" in request.GET:
-        return _csv(request.GET["csv"], every_chart, stem="overview")
+        return _csv(request.GET["csv"], _overview_charts(data, selection)[1], stem="overview")
     context.update(
         offers=data.offers,
-        lines=lines,
-        tiles=every_chart[0],
-        table=table,
-        charts=every_chart[2:],
-        broken_splits=[offer.name for offer in data.offers if offer.headline.metrics.srm.flag],
+        body=_overview_body(data, selection, context) if data.offers else "",
         promises=promises.panel(offer=None, as_of=context["as_of"]),
         window_days=data.window_days,
     )
     return render(request, "analytics/home.html", context)
+
+
+def _overview_body(data: overview.OverviewData, selection: rollups.Slice, context: dict) -> str:
+    """The figures' part of the overview. It is the same for everyone who asks for the same
+    data, filters and language, so it is rendered once, like the data it shows."""
+    key = hashlib.sha256(f"{data.key}|{get_language()}|{context['filter_query']}".encode()).hexdigest()
+    body = cache.get(f"dashboard:overview-body:{key}")
+    if body is None:
+        lines, every_chart = _overview_charts(data, selection)
+        body = render_to_string(
+            "analytics/_overview_body.html",
+            {
+                "as_of": context["as_of"],
+                "filter_query": context["filter_query"],
+                "tiles": every_chart[0],
+                "table": every_chart[1],
+                "lines": lines,
+                "charts": every_chart[2:],
+                "broken_splits": [offer.name for offer in data.offers if offer.headline.metrics.srm.flag],
+            },
+        )
+        cache.set(f"dashboard:overview-body:{key}", body, overview.KEPT_SECONDS)
+    return mark_safe(body)  # noqa: S308 (our own template's rendering, escaped there)
 
 
 @role_required(EXECUTIVE, MARKETER)
@@ -113,6 +124,26 @@ def offer(request, slug):
         window_days=offer_metrics.window_days,
     )
     return render(request, "analytics/offer.html", context)
+
+
+def _overview_charts(
+    data: overview.OverviewData, selection: rollups.Slice
+) -> tuple[list[charts.OfferLine], list[charts.Chart]]:
+    """The overview's lines of its "which trial works" table, and its charts: the tiles, that
+    table's, then the others."""
+    scope = charts.Scope(assigned=_assigned_text(selection), window_days=data.window_days)
+    lines, table = charts.offer_lines(data.offers, scope)
+    return lines, [
+        charts.overview_tiles(data.offers, scope),
+        table,
+        *charts.overview_charts(
+            offers=data.offers,
+            claim_weeks=data.claim_weeks,
+            cohorts=data.cohorts,
+            claim_times=data.claim_times,
+            scope=scope,
+        ),
+    ]
 
 
 def _csv(key: str, every_chart: list[charts.Chart], *, stem: str) -> HttpResponse:

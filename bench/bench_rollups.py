@@ -15,7 +15,8 @@ as an executive, so the times are the server's, without the network.
     createdb -h 127.0.0.1 -U postgres bench_rollups
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_rollups FORETASTE_ENV=development
     .venv/bin/python manage.py migrate
-    .venv/bin/python bench/bench_rollups.py               # --customers 100000 for a quick run
+    .venv/bin/python bench/bench_rollups.py               # --customers 100000 for a quick run;
+    # --steps 34 measures only the API and the dashboards again, on the data already there
 """
 
 import argparse
@@ -40,7 +41,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.urls import NoReverseMatch, reverse  # noqa: E402
+from django.urls import reverse  # noqa: E402
 
 from accounts.demo import user_ensure  # noqa: E402
 from accounts.roles import EXECUTIVE  # noqa: E402
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--offers", type=int, default=100)
     parser.add_argument("--purchases", type=int, default=10, help="per customer, on average")
     parser.add_argument("--offers-per-customer", type=int, default=1)
+    parser.add_argument("--steps", default="1234", help="which of the figures to measure, e.g. 34 (default: all)")
     arguments = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Run it on PostgreSQL: set DATABASE_URL to a scratch database.")
@@ -150,18 +152,28 @@ def main() -> None:
             cursor.execute("SELECT count(*) FROM billing_purchase")
             cursor.fetchone()
 
-    count()
-    counting = min(timed(count) for _ in range(3))
-    rebuilding = timed(rollups.rebuild)
-    print(f"1. rebuild {rebuilding:.1f} s; SELECT count(*) {counting * 1000:.0f} ms; ratio {rebuilding / counting:.1f}")
+    if "1" in arguments.steps or rollups.as_of() is None:
+        count()
+        counting = min(timed(count) for _ in range(3))
+        rebuilding = timed(rollups.rebuild)
+        ratio = rebuilding / counting
+        print(f"1. rebuild {rebuilding:.1f} s; SELECT count(*) {counting * 1000:.0f} ms; ratio {ratio:.1f}")
 
     # 2. Incremental refresh after 10,000 new purchases (dated in the last 30 days).
+    if "2" in arguments.steps:
+        refresh(customers=arguments.customers)
+    if "3" in arguments.steps or "4" in arguments.steps:
+        requests_as_executive(arguments.steps)
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
+
+
+def refresh(*, customers: int) -> None:
     with connection.cursor() as cursor:
         product_id = Offer.objects.get(slug="bench-offer-0").product_id
         insert_purchases(
             cursor,
             product_id=product_id,
-            customers=arguments.customers,
+            customers=customers,
             count=NEW_PURCHASES,
             start=datetime.now(UTC) - timedelta(days=30),
         )
@@ -169,24 +181,29 @@ def main() -> None:
     seconds = timed(lambda: refreshed.setdefault("result", rollups.refresh()))
     print(f"2. refresh after {NEW_PURCHASES:,} new purchases: {seconds:.2f} s ({refreshed['result'].units:,} units)")
 
-    # 3. and 4. Requests as an executive.
+
+def requests_as_executive(steps: str) -> None:
+    """3. and 4.: the metrics API and the dashboards, through Django's test client."""
     executive = user_ensure(email="bench-executive@example.com", password=secrets.token_urlsafe(), role=EXECUTIVE)
     client = Client()
     client.force_login(executive)
     offer = Offer.objects.get(slug="bench-offer-0")
     moments = [START + timedelta(days=100 + 12 * i, hours=i) for i in range(RUNS)]
     api = [f"/api/v1/offers/{offer.slug}/metrics?as_of={moment.isoformat().replace('+', '%2B')}" for moment in moments]
-    requests(client, api[:2])  # warm up
-    print(f"3. metrics API, one offer ({offer.assignments.count():,} units), {RUNS} as-of times: "
-          f"{percentiles(requests(client, api))}")  # fmt: skip
-    try:
-        pages = {"overview": reverse("dashboard:home"), "offer": reverse("dashboard:offer", args=[offer.slug])}
-    except NoReverseMatch:
-        pages = {"overview": reverse("dashboard:home")}
+    if "3" in steps:
+        requests(client, api[:2])  # warm up
+        print(f"3. metrics API, one offer ({offer.assignments.count():,} units), {RUNS} as-of times: "
+              f"{percentiles(requests(client, api))}")  # fmt: skip
+    if "4" not in steps:
+        return
+    pages = {"overview": reverse("dashboard:home"), "offer": reverse("dashboard:offer", args=[offer.slug])}
     for name, url in pages.items():
         requests(client, [url] * 2)
         print(f"4. dashboard {name} ({url}), {RUNS} requests: {percentiles(requests(client, [url] * RUNS))}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
+    # The overview keeps its answer for each moment and set of filters (analytics/overview.py):
+    # each of these filters is read for the first time.
+    first = [f"{pages['overview']}?assigned_from={(START + timedelta(days=i)).date().isoformat()}" for i in range(10)]
+    print(f"4. dashboard overview, 10 filters each asked for the first time: {percentiles(requests(client, first))}")
 
 
 if __name__ == "__main__":

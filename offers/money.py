@@ -7,7 +7,7 @@ and which country codes exist; we do not keep our own tables of those.
 import re
 from datetime import date
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 from babel import Locale
 from babel.numbers import format_currency, get_currency_precision, get_territory_currencies
@@ -50,6 +50,7 @@ AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _AMOUNT = re.compile(r"(-?)([0-9]{1,20})(?:\.([0-9]{1,20}))?")
 
 
+@lru_cache(maxsize=256)  # the importer asks for every row; an error is raised, not kept
 def places(currency: str) -> int:
     """How many decimal places the currency has (CLDR): 2 for EUR, 0 for JPY, 3 for KWD."""
     return _places(currency_check(currency))

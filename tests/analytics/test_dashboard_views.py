@@ -397,3 +397,18 @@ def test_the_refresh_reads_the_overview_ahead_only_while_someone_watches(client,
     assert not [q for q in queries.captured_queries if "analytics_unitrollup" in q["sql"]]
     assigned = next(row for row in rows(response) if row["metric"] == "assigned")
     assert assigned["value"] == "81"
+
+
+def test_the_overviews_figures_are_kept_apart_for_each_language_and_filter(client, executive, offer):
+    english = page(client, executive, "/dashboard/")[1]
+    executive.preferred_language = "it"
+    executive.save(update_fields=["preferred_language"])
+    italian = page(client, executive, "/dashboard/")[1]
+    italians_only = page(client, executive, "/dashboard/", country="IT")[1]
+
+    assert "Which trial works" in section(english, "offers")
+    assert "Which trial works" not in section(italian, "offers")
+    assert 'lang="it"' in italian
+    # The filter is in the figures' own CSV links, so the filtered page has its own rendering.
+    assert "country=IT&amp;csv=offers" in section(italians_only, "offers")
+    assert "country=IT" not in section(italian, "offers")
