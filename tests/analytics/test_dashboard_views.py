@@ -14,7 +14,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from analytics import charts, overview, rollups
+from analytics import charts, overview, queries, rollups
 from analytics.models import RollupState
 from analytics.rollups import Slice
 from analytics.tasks import rollups_refresh_task
@@ -412,3 +412,17 @@ def test_the_overviews_figures_are_kept_apart_for_each_language_and_filter(clien
     # The filter is in the figures' own CSV links, so the filtered page has its own rendering.
     assert "country=IT&amp;csv=offers" in section(italians_only, "offers")
     assert "country=IT" not in section(italian, "offers")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # as a request runs: not inside a test's transaction
+def test_the_analytic_reads_run_without_the_jit_and_leave_it_as_it_was():
+    def jit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return cursor.fetchone()[0]
+
+    before = jit()
+    with queries.analytic_read():
+        assert jit() == "off"
+    assert jit() == before
