@@ -55,6 +55,7 @@ from django.db.models import (
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+import config.lookups  # noqa: F401 (field__any)
 from accounts.models import User
 from analytics import metrics, queries
 from analytics.models import RollupState, UnitRollup
@@ -67,10 +68,10 @@ WINDOW_DAYS = 90
 COHORT_WEEKS = 13  # weeks since the trial's end in the cohort heatmap: 0 to 12
 GAP_PATIENCE = timedelta(days=1)
 OPEN_GAPS = 200  # at most this many missing ids in one batch are taken for open transactions
-# Units per INSERT … SELECT. Each names its ids four times: SQLite caps a statement's parameters
-# (32,766), PostgreSQL's protocol at 65,535; fewer, larger statements pay the fixed cost (planning,
-# the scans of the trials) fewer times.
-FOLD_CHUNK = {"sqlite": 2_000, "postgresql": 15_000}
+# Units per INSERT … SELECT: fewer, larger statements pay the fixed cost (planning, the scans of
+# the trials) fewer times. Each names its ids four times, as one parameter each
+# (config/lookups.py).
+FOLD_CHUNK = 20_000
 MONEY = DecimalField(max_digits=40, decimal_places=12)
 
 
@@ -331,8 +332,8 @@ def fold(units: list[int] | range, *, moment: datetime) -> int:
     if isinstance(units, range):
         scopes = [Q(id__gte=units.start, id__lt=units.stop)]
     else:
-        ordered, chunk = sorted(set(units)), FOLD_CHUNK.get(connection.vendor, 2_000)
-        scopes = [Q(id__in=ordered[i : i + chunk]) for i in range(0, len(ordered), chunk)]
+        ordered = sorted(set(units))
+        scopes = [Q(id__any=ordered[i : i + FOLD_CHUNK]) for i in range(0, len(ordered), FOLD_CHUNK)]
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
             # The JIT compiles this statement afresh each time (about 0.2 s), more than a
@@ -559,13 +560,17 @@ def _last_id(model) -> int:
 
 SOURCES = {
     # watermark field: (table, the units that a row of it changes, given the rows' ids)
-    "assignment_id": (Assignment, lambda ids: Assignment.objects.filter(pk__in=ids)),
-    "purchase_id": (Purchase, lambda ids: Assignment.objects.filter(customer__purchases__in=ids)),
-    "event_id": (TrialEvent, lambda ids: Assignment.objects.filter(trial__events__in=ids)),
+    "assignment_id": (Assignment, lambda ids: Assignment.objects.filter(pk__any=ids)),
+    # From the purchases' customers straight to their assignments, not through the users' table.
+    "purchase_id": (
+        Purchase,
+        lambda ids: Assignment.objects.filter(customer__in=Purchase.objects.filter(pk__any=ids).values("customer")),
+    ),
+    "event_id": (TrialEvent, lambda ids: Assignment.objects.filter(trial__events__id__any=ids)),
     "rate_id": (
         ExchangeRate,
         lambda ids: Assignment.objects.filter(
-            offer__currency__in=ExchangeRate.objects.filter(pk__in=ids).values("to_currency")
+            offer__currency__in=ExchangeRate.objects.filter(pk__any=ids).values("to_currency")
         ),
     ),
 }

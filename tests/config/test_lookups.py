@@ -1,0 +1,25 @@
+"""``field__any``: membership in a long list, as one parameter, on both backends."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+import config.lookups  # noqa: F401 (field__any)
+from offers.models import Product
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_any_finds_exactly_the_rows_listed_among_thousands_of_values():
+    products = [factories.product(sku=f"sku-{n}") for n in range(3)]
+    wanted = [products[0].pk, products[2].pk, *range(10**6, 10**6 + 40_000)]  # past SQLite's limit
+
+    with CaptureQueriesContext(connection) as queries:
+        found = set(Product.objects.filter(pk__any=wanted).values_list("pk", flat=True))
+
+    assert found == {products[0].pk, products[2].pk}
+    assert len(queries.captured_queries) == 1
+    assert set(Product.objects.filter(sku__any=["sku-1", "nope"]).values_list("sku", flat=True)) == {"sku-1"}
+    assert not Product.objects.filter(pk__any=[]).exists()
+    assert Product.objects.exclude(pk__any=[products[1].pk]).count() == 2
