@@ -234,7 +234,8 @@ def _rows(offers: list[Offer], selection: Slice, moment: datetime) -> QuerySet[U
     if selection.variant is not None:
         rows = rows.filter(arm__in=(selection.variant, HOLDOUT))
     if selection.country is not None:
-        # Read through the customer, not copied into the row: a changed country shows at once.
+        # Read through the customer, not copied into the row: a changed country shows at once
+        # (on the overview, at the next moment of the rollups: analytics/overview.py).
         rows = rows.filter(assignment__customer__country=selection.country)
     start, end = selection.bounds()
     if start is not None:
