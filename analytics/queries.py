@@ -56,11 +56,14 @@ def analytic_read():
     """Around a dashboard's or a metrics answer's reads: on PostgreSQL, in a transaction with the
     JIT off. The planner sends any query it prices high to the JIT, which compiles it afresh each
     time: 50 to 100 ms for an aggregate of a few dozen columns (bench/bench_rollups.py), more
-    than the ten thousand rows it reads take. A decorator too."""
+    than the ten thousand rows it reads take. A decorator too. On SQLite it does nothing: there
+    a transaction would take the write lock (the project's IMMEDIATE transactions)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
         yield
 
 
