@@ -211,7 +211,7 @@ def overview_charts(
     """Every chart of the overview: each offer is one series (its variants' figures added up
     where a chart needs one line per offer), in the overview's order. The claim weeks and the
     cohorts are every offer's together; ``claim_times`` are the variants' claims of the offers
-    whose curves are drawn, by offer name (the view picks them, ``KM_OVERVIEW_OFFERS``)."""
+    whose curves are drawn, by offer name (analytics.overview picks them, ``KM_OVERVIEW_OFFERS``)."""
     colours = dashboard.arm_colours(data.name for data in offers)
     pooled = [
         (data.name, funnel_counts([arm for arm in data.headline.metrics.arms if not arm.is_holdout])) for data in offers

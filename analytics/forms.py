@@ -2,6 +2,7 @@
 turns it into the ``analytics.rollups.Slice`` the pages read."""
 
 import re
+from urllib.parse import urlencode
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -46,6 +47,15 @@ class DashboardFilters(forms.Form):
         if start and end and start > end:
             self.add_error("assigned_to", _("The end of the date range is before its start."))
         return cleaned
+
+    def query(self) -> str:
+        """The filters as a query string, from the cleaned values only: the same filters give the
+        same text, whatever else the URL carried (the overview keeps its figures under it)."""
+        values = {}
+        for name, value in self.cleaned_data.items():
+            if value not in (None, ""):
+                values[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        return urlencode(values)
 
     def selection(self) -> Slice:
         data = self.cleaned_data

@@ -3,15 +3,17 @@ cross-offer charts draw, read from the rollups in a handful of queries.
 
 At scale that read is the page's cost (about a second for a hundred offers of ten thousand
 customers each; bench/bench_rollups.py), and its answer only changes when the rollups move on.
-So each answer is kept in the cache under the rollups' moment, the filters and the offers as
-edited; a new moment is a new key, so nothing stale is ever served. While someone has looked at
-the overview in the last hour, the beat job that refreshes the rollups reads the unfiltered
-overview, and its "Promises kept" panel, for the new moment at once (``warm``), so that the
-executive's first request after a refresh does not wait for them.
+So each answer is kept in the cache under the rollups' moment and folds, the filters and the
+offers as edited; a new moment is a new key. What the key leaves out is read live or at the next
+moment: offer names are put in at each request, in the reader's language (they are translated),
+and a customer's changed country counts from the next moment. While someone has looked at the
+overview in the last hour, the beat job that refreshes the rollups reads the unfiltered
+overview's data, and its "Promises kept" panel, for the new moment at once (``warm``); the
+figures are then drawn by the first request in each language (analytics/views.py).
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.core.cache import cache
@@ -23,6 +25,7 @@ from offers import selectors
 from offers.models import Offer
 
 KEPT_SECONDS = 600
+SHAPE = 1  # in every key: raise it when OverviewData or the figures' HTML change shape
 WATCHED_SECONDS = 3600
 WATCHED_KEY = "dashboard:overview:watched"
 
@@ -34,13 +37,23 @@ class OverviewData:
     window_days: int
     claim_weeks: list[ClaimWeek]
     cohorts: Cohorts
-    claim_times: dict[str, list[queries.ClaimTimes]]  # of the offers whose curves are drawn, by name
+    curves: dict[str, list[queries.ClaimTimes]]  # claims of the offers whose curves are drawn, by slug
+
+    def named(self, names: dict[str, str]) -> "OverviewData":
+        """This answer with each offer's name as ``names`` has it (by slug): the request's."""
+        return replace(self, offers=[replace(data, name=names.get(data.slug, data.name)) for data in self.offers])
+
+    def curves_by_name(self) -> dict[str, list[queries.ClaimTimes]]:
+        names = {data.slug: data.name for data in self.offers}
+        return {names[slug]: claims for slug, claims in self.curves.items()}
 
 
 def overview_data(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime) -> OverviewData:
-    """``read`` of these offers, from the cache when it was read for this moment already."""
+    """``read`` of these offers, from the cache when it was read for this moment already, with
+    the offers' names in the language of the request."""
     key = _key(chosen, selection, moment)
-    return cache.get_or_set(key, lambda: read(chosen, selection, moment=moment, key=key), KEPT_SECONDS)
+    data = cache.get_or_set(key, lambda: read(chosen, selection, moment=moment, key=key), KEPT_SECONDS)
+    return data.named({offer.slug: offer.name for offer in chosen})
 
 
 def read(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime, key: str) -> OverviewData:
@@ -64,7 +77,7 @@ def read(chosen: list[Offer], selection: rollups.Slice, *, moment: datetime, key
         window_days=overview.window_days,
         claim_weeks=rollups.claim_weeks(offers, selection, moment=moment),
         cohorts=rollups.cohorts(offers, selection, moment=moment),
-        claim_times={offer.name: times.get(offer.pk, []) for offer in drawn},
+        curves={offer.slug: times.get(offer.pk, []) for offer in drawn},
     )
 
 
@@ -100,4 +113,4 @@ def _key(chosen: list[Offer], selection: rollups.Slice, moment: datetime) -> str
     )
     offers = ",".join(f"{offer.pk}@{offer.updated_at.isoformat()}" for offer in chosen)
     digest = hashlib.sha256(f"{state}|{offers}|{selection!r}".encode()).hexdigest()
-    return f"dashboard:overview:{moment.isoformat()}:{digest}"
+    return f"dashboard:overview:{SHAPE}:{moment.isoformat()}:{digest}"

@@ -61,10 +61,19 @@ def analytic_read():
     if connection.vendor != "postgresql":
         yield
         return
+    # Inside a caller's transaction, a SET LOCAL that succeeds would last until that one ends:
+    # the value before is put back. After an error the savepoint's rollback undoes it.
+    outer = connection.in_atomic_block
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if outer:
+                cursor.execute("SHOW jit")
+                (before,) = cursor.fetchone()
             cursor.execute("SET LOCAL jit = off")
         yield
+        if outer:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('jit', %s, true)", [before])
 
 
 # A claim in progress (``reserved``) or given up (``abandoned``) is not a claim: the customer

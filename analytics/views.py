@@ -35,6 +35,8 @@ def home(request):
     if not form.is_valid():
         return render(request, "analytics/home.html", context, status=400)
     selection = form.selection()
+    # The CSV and offer links carry the filters as cleaned, the same text for the same filters.
+    context["filter_query"] = form.query()
     chosen = [
         offer
         for offer in every
@@ -140,7 +142,7 @@ def _overview_charts(
             offers=data.offers,
             claim_weeks=data.claim_weeks,
             cohorts=data.cohorts,
-            claim_times=data.claim_times,
+            claim_times=data.curves_by_name(),
             scope=scope,
         ),
     ]

@@ -19,7 +19,12 @@ class AnyOf(Lookup):
     prepare_rhs = False
 
     def get_db_prep_lookup(self, value, connection):
-        return "%s", [list(value)]
+        if isinstance(value, str | bytes):
+            raise TypeError("__any takes a list of values, not one string")
+        # As __in does: None matches nothing (and would make NOT … ANY(…) match nothing either),
+        # and each value is the field's own (an int for an id given as "5").
+        field = self.lhs.output_field
+        return "%s", [[field.get_db_prep_value(item, connection) for item in value if item is not None]]
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)

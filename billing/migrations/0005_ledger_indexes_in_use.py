@@ -2,10 +2,28 @@
 
 import django.db.models.deletion
 from django.conf import settings
+from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
 
+class AddIndexWithoutBlocking(AddIndexConcurrently):
+    """On PostgreSQL, CREATE INDEX CONCURRENTLY: the ledger is large, and a plain CREATE INDEX
+    would hold its webhooks' and imports' writes for the whole build. Elsewhere (SQLite), a
+    plain one."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
     dependencies = [
         ('billing', '0004_exchange_rate'),
@@ -14,9 +32,9 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    # The new index first, so that the windows are never without one while this runs.
+    # The new indexes first, so that the windows are never without one while this runs.
     operations = [
-        migrations.AddIndex(
+        AddIndexWithoutBlocking(
             model_name='purchase',
             index=models.Index(fields=['customer', 'purchased_at'], include=('id', 'kind', 'amount', 'currency'), name='purchase_customer_time'),
         ),
@@ -38,7 +56,7 @@ class Migration(migrations.Migration):
             name='product',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='purchases', to='offers.product'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutBlocking(
             model_name='purchase',
             index=models.Index(condition=models.Q(('refund_of__isnull', False)), fields=['purchased_at'], name='purchase_refunds_by_time'),
         ),

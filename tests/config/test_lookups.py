@@ -23,3 +23,16 @@ def test_any_finds_exactly_the_rows_listed_among_thousands_of_values():
     assert set(Product.objects.filter(sku__any=["sku-1", "nope"]).values_list("sku", flat=True)) == {"sku-1"}
     assert not Product.objects.filter(pk__any=[]).exists()
     assert Product.objects.exclude(pk__any=[products[1].pk]).count() == 2
+
+
+def test_any_is_like_in_for_none_for_text_ids_and_refuses_one_string():
+    products = [factories.product(sku=f"sku-{n}") for n in range(2)]
+
+    assert set(Product.objects.filter(pk__any=[products[0].pk, None]).values_list("pk", flat=True)) == {products[0].pk}
+    # NOT (id = ANY('{1, NULL}')) would be NULL for every other row.
+    assert list(Product.objects.exclude(pk__any=[products[0].pk, None]).values_list("pk", flat=True)) == [
+        products[1].pk
+    ]
+    assert Product.objects.filter(pk__any=[str(products[1].pk)]).get() == products[1]
+    with pytest.raises(TypeError):
+        list(Product.objects.filter(sku__any="sku-1"))
