@@ -148,7 +148,9 @@ def main() -> int:
     supervisor = Supervisor(env)
 
     def on_signal(signum, frame):
-        raise KeyboardInterrupt
+        # A second Ctrl-C while everything is stopping would cut the stop short: ignored.
+        if not supervisor.stopping:
+            raise KeyboardInterrupt
 
     # Explicit, because a shell that starts us in the background may have ignored SIGINT.
     signal.signal(signal.SIGTERM, on_signal)

@@ -91,7 +91,13 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(running, tmp_pat
     assert stored == 1
 
     running["process"].send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    if running["process"].poll() is None:
+        running["process"].send_signal(signal.SIGINT)  # an impatient second Ctrl-C: still a clean stop
     assert running["process"].wait(timeout=30) == 0
+    output = running["log"].read_text()
+    assert "make run: everything stopped." in output
+    assert "Traceback" not in output
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
     assert _get_refused(web) and _get_refused(stripe)
