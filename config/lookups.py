@@ -10,10 +10,9 @@ PostgreSQL takes the values as one array (``= ANY(%s)``), SQLite as one JSON tex
 
 import json
 
-from django.db.models import Field, Lookup
+from django.db.models import Field, ForeignObject, Lookup
 
 
-@Field.register_lookup
 class AnyOf(Lookup):
     lookup_name = "any"
     prepare_rhs = False
@@ -36,3 +35,8 @@ class AnyOf(Lookup):
         _rhs, (values,) = self.process_rhs(compiler, connection)
         # The column is the compiler's; the values go as a parameter.
         return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(values)]  # noqa: S608
+
+
+Field.register_lookup(AnyOf)
+# A foreign key keeps a lookup list of its own: there the values are the target's (ids).
+ForeignObject.register_lookup(AnyOf)

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 
 from django.db import connection
-from django.db.models import BooleanField, Model, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Model, QuerySet
 from psycopg.copy import QueuedLibpqWriter
 
+import config.lookups  # noqa: F401 (field__any)
 from config.batches import batches
 
 ANALYZE_AFTER = 50_000  # rows written to a table before its statistics are refreshed
@@ -21,21 +21,13 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
 def where_in(queryset: QuerySet, name: str, values: Iterable) -> Iterator:
-    """``queryset.filter(<name>__in=values)`` for thousands of values, in batches. On PostgreSQL
-    each batch goes as one array parameter (a long IN list costs far more to compose and parse
-    than to run), and batches stay small enough that the planner probes the index rather than
-    reading the table, whose size it may underestimate. SQLite takes them below its limit on
-    parameters."""
-    values = list(values)
-    if connection.vendor != "postgresql":
-        for part in batches(values, 900):
-            yield from queryset.filter(**{f"{name}__in": part})
-        return
-    column = connection.ops.quote_name(queryset.model._meta.get_field(name).column)
-    table = connection.ops.quote_name(queryset.model._meta.db_table)
-    for part in batches(values, 1000):
-        # Only our own quoted table and column names go into the text; the values are a parameter.
-        yield from queryset.filter(RawSQL(f"{table}.{column} = ANY(%s)", (part,), BooleanField()))  # noqa: S611
+    """``queryset.filter(<name>__in=values)`` for thousands of values, in batches, each batch as
+    one parameter (``__any``, config/lookups.py: a long IN list costs far more to compose and parse
+    than to run, and SQLite caps a statement's placeholders). Batches stay small enough that
+    PostgreSQL's planner probes the index rather than reading the table, whose size it may
+    underestimate."""
+    for part in batches(list(values), 1000):
+        yield from queryset.filter(**{f"{name}__any": part})
 
 
 class Lines:

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import config.lookups  # noqa: F401 (field__any)
-from offers.models import Product
+from offers.models import Offer, Product
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -36,3 +36,11 @@ def test_any_is_like_in_for_none_for_text_ids_and_refuses_one_string():
     assert Product.objects.filter(pk__any=[str(products[1].pk)]).get() == products[1]
     with pytest.raises(TypeError):
         list(Product.objects.filter(sku__any="sku-1"))
+
+
+def test_any_on_a_foreign_key_takes_the_ids_it_points_at(marketer):
+    offer = factories.offer(actor=marketer)
+    other = factories.product(sku="other")
+
+    assert list(Offer.objects.filter(product__any=[offer.product_id, other.pk])) == [offer]
+    assert not Offer.objects.filter(product__any=[other.pk]).exists()
