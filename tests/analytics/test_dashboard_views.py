@@ -19,6 +19,7 @@ from analytics.models import RollupState
 from analytics.rollups import Slice
 from analytics.tasks import rollups_refresh_task
 from tests import factories
+from tests.analytics.test_rollups import pooled
 from tests.factories import NOW
 
 pytestmark = pytest.mark.django_db
@@ -86,14 +87,6 @@ def section(html: str, key: str) -> str:
     match = re.search(rf'<section class="chart" id="chart-{key}".*?</section>', html, re.S)
     assert match, f"no chart {key}"
     return match.group(0)
-
-
-def pooled(claims) -> Counter:
-    """How many claims of each (time, outcome), however they were grouped."""
-    counts = Counter()
-    for claim in claims:
-        counts[(claim.observed, claim.converted, claim.on_time)] += claim.count
-    return counts
 
 
 def rows(response) -> list[dict]:

@@ -104,7 +104,7 @@ def test_the_rollups_give_the_engines_figures_at_their_as_of_time(offer, history
             assert _claims(rollups.claim_times(offer, selection)) == _claims(claims)
             # The overview's curve: the offer's variants together.
             by_offer = rollups.claim_times_by_offer([offer], selection)
-            assert _pooled(by_offer.get(offer.pk, [])) == _pooled(c for arm, cs in claims.items() for c in cs)
+            assert pooled(by_offer.get(offer.pk, [])) == pooled(c for arm, cs in claims.items() for c in cs)
             assert {
                 (w.week, w.arm): w.outcomes for w in rollups.claim_weeks([offer], selection)
             } == queries.claim_weeks(units=units, as_of=as_of)
@@ -122,12 +122,12 @@ def test_the_rollups_give_the_engines_figures_at_their_as_of_time(offer, history
             )
 
 
-def _pooled(claims):
+def pooled(claims) -> Counter:
     """How many claims of each (time, outcome), whichever arm they are in."""
-    pooled = Counter()
+    counts = Counter()
     for claim in claims:
-        pooled[(claim.observed, claim.converted, claim.on_time)] += claim.count
-    return pooled
+        counts[(claim.observed, claim.converted, claim.on_time)] += claim.count
+    return counts
 
 
 def _claims(by_arm):
