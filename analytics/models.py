@@ -11,12 +11,24 @@ class UnitRollup(models.Model):
 
     Derived data: ``rebuild_rollups`` can always make it again from the ledger, trials and
     assignments. ``folded_at`` is the moment the row was computed (refunds made after it are not
-    in it yet)."""
+    in it yet).
+
+    Its keys have no foreign key constraint in the database (``db_constraint=False``): every row
+    is written by a fold that has just read its assignment and offer, and checking them again
+    cost a refresh of 10,000 units a quarter of its time at commit (bench/README.md). Deleting
+    an assignment or an offer through Django still deletes its rows (``on_delete``). Nor has
+    ``offer`` an index of its own: (offer, assigned_at) serves every read by offer."""
 
     assignment = models.OneToOneField(
-        "trials.Assignment", primary_key=True, on_delete=models.CASCADE, related_name="rollup"
+        "trials.Assignment",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="rollup",
+        db_constraint=False,
     )
-    offer = models.ForeignKey("offers.Offer", on_delete=models.CASCADE, related_name="+")
+    offer = models.ForeignKey(
+        "offers.Offer", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     arm = models.CharField(max_length=40)
     assigned_at = models.DateTimeField()
     # The claimed trial (analytics.queries.CLAIMED_STATUSES): empty and null when there is none.

@@ -39,7 +39,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -188,8 +187,7 @@ def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_d
     counts = _unit_counts(units=units, as_of=as_of, window=window, grace=grace)
     claims = claim_times(units=units, as_of=as_of, grace=grace)
     revenue = revenue_expression(units.offer.currency)
-    itt, itt_unconverted = _window_sums(_itt_rows(units=units, as_of=as_of, window=window, revenue=revenue))
-    post, post_unconverted = _window_sums(_post_trial_rows(units=units, as_of=as_of, window=window, revenue=revenue))
+    itt, post, unconverted = _window_sums(units=units, as_of=as_of, window=window, revenue=revenue)
     arms = {}
     for arm in sorted(set(counts) | set(claims)):
         row = counts.get(arm, {})
@@ -205,7 +203,7 @@ def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_d
             post_trial=_tally(row.get("post_trial_mature", 0), post.get(arm)),
             claims=tuple(claims.get(arm, ())),
         )
-    return OfferTally(arms=arms, unconverted_rows=itt_unconverted + post_unconverted)
+    return OfferTally(arms=arms, unconverted_rows=unconverted)
 
 
 # --- 1. Units and claims ---------------------------------------------------------------------
@@ -329,98 +327,134 @@ def revenue_expression(target: str | F) -> Case:
 
 def is_purchase(as_of: datetime) -> Q:
     """METRICS.md's purchase: a positive ``regular`` row that no refund points at. A refund made
-    after ``T`` was not there at ``T``, so it does not undo the purchase as of ``T``."""
+    after ``T`` was not there at ``T``, so it does not undo the purchase as of ``T``. For one row at
+    a time (the cohorts); the windows' reductions say the same with a join (``per_unit_sql``)."""
     refunded = Purchase.objects.filter(refund_of=OuterRef("pk"), purchased_at__lte=as_of)
     return Q(amount__gt=0) & ~Exists(refunded)
 
 
-def _itt_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case) -> QuerySet:
-    """One row per mature unit with a ``regular`` ledger row in ``[assigned_at, assigned_at + N)``."""
-    start = F("customer__assignments__assigned_at")
-    return _per_unit(
-        Purchase.objects.filter(
-            units.q("customer__assignments__"),
-            customer__assignments__assigned_at__lte=as_of - window,
-            kind=Purchase.Kind.REGULAR,
-            purchased_at__gte=start,
-            purchased_at__lt=start + window,
-        ),
-        unit="customer__assignments__id",
-        arm="customer__assignments__arm",
-        as_of=as_of,
-        revenue=revenue,
-        left_out=Q(),
-    )
+def flag(condition: Q) -> Case:
+    """1 where ``condition`` holds, else 0: a row's part in a window, summed in plain SQL."""
+    return Case(When(condition, then=Value(1)), default=Value(0))
 
 
-def _post_trial_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case) -> QuerySet:
-    """One row per mature claim with a ``regular`` ledger row in ``[ends_at, ends_at + N)``."""
-    start = F("customer__trials__ends_at")
-    assigned_at = F("customer__trials__assignment__assigned_at")
-    # A row already counted as unconverted in the same unit's mature itt window is one row, not two.
-    in_itt_window = Q(
-        customer__trials__assignment__assigned_at__lte=as_of - window,
-        purchased_at__gte=assigned_at,
-        purchased_at__lt=assigned_at + window,
-    )
-    return _per_unit(
-        Purchase.objects.filter(
-            units.q("customer__trials__assignment__"),
-            customer__trials__assignment__assigned_at__lte=as_of,
-            customer__trials__claimed_at__lte=as_of,
-            customer__trials__status__in=CLAIMED_STATUSES,
-            customer__trials__ends_at__lte=as_of - window,
-            kind=Purchase.Kind.REGULAR,
-            purchased_at__gte=start,
-            purchased_at__lt=start + window,
-        ),
-        unit="customer__trials__id",
-        arm="customer__trials__assignment__arm",
-        as_of=as_of,
-        revenue=revenue,
-        left_out=~in_itt_window,
-    )
-
-
-def _per_unit(rows: QuerySet, *, unit: str, arm: str, as_of: datetime, revenue: Case, left_out: Q) -> QuerySet:
+def refunded_rows(units: QuerySet[Assignment], as_of: datetime) -> QuerySet[Purchase]:
+    """The ids (``refunded``) of the ledger rows of these units' customers that a refund dated by
+    ``as_of`` points at. A refund has its purchase's customer (billing.ledger.refund_record and
+    the import both refuse another), so the units' customers' own refunds are all there is."""
     return (
-        rows.order_by()
-        .alias(value=revenue)
-        .values(unit_id=F(unit), arm_name=F(arm))
-        .annotate(
-            n=Count("pk", filter=is_purchase(as_of)),
-            revenue=Sum("value"),
-            unconverted=Count("pk", filter=Q(value__isnull=True) & left_out),
+        Purchase.objects.filter(
+            refund_of__isnull=False, purchased_at__lte=as_of, customer__in=units.order_by().values("customer")
+        )
+        .order_by()
+        .values(refunded=F("refund_of"))
+        .distinct()
+    )
+
+
+# A window's row is a purchase (``is_purchase``) when it is positive and no refund points at it.
+PURCHASE = "r.positive = 1 AND f.refunded IS NULL"
+# Each unit's purchases, revenue and rate-less rows over its two windows, from rows that carry the
+# flags ``itt`` and ``post`` (their windows), ``positive``, ``value`` (the revenue expression) and
+# ``row_id``. A rate-less row in both windows is counted once, in ``itt`` (``post_outside``).
+WINDOW_SUMS = {
+    "itt_n": f"SUM(CASE WHEN r.itt = 1 AND {PURCHASE} THEN 1 ELSE 0 END)",
+    "itt_revenue": "SUM(CASE WHEN r.itt = 1 THEN r.value END)",
+    "itt_unconverted": "SUM(CASE WHEN r.itt = 1 AND r.value IS NULL THEN 1 ELSE 0 END)",
+    "post_n": f"SUM(CASE WHEN r.post = 1 AND {PURCHASE} THEN 1 ELSE 0 END)",
+    "post_revenue": "SUM(CASE WHEN r.post = 1 THEN r.value END)",
+    "post_unconverted": "SUM(CASE WHEN r.post = 1 AND r.value IS NULL THEN 1 ELSE 0 END)",
+    "post_outside": "SUM(CASE WHEN r.post = 1 AND r.itt = 0 AND r.value IS NULL THEN 1 ELSE 0 END)",
+}
+
+
+def per_unit_sql(rows: QuerySet, refunded: QuerySet, *, group: str, sums: dict[str, str]) -> tuple[str, list]:
+    """``rows`` (ledger rows, each once per unit) reduced per ``group`` (columns of ``r``) to
+    ``sums``, with ``f.refunded`` set where a refund points at the row. Plain SQL over the ORM's
+    queries: the refund is a join here, a hash join when the rows are many (a rebuild of the
+    rollups) and index probes when they are few, where the ORM's ``Exists`` is a probe per row."""
+    rows_sql, rows_params = rows.query.sql_with_params()
+    refunded_sql, refunded_params = refunded.query.sql_with_params()
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
+    sql = f"""
+        SELECT {group}, {columns}
+        FROM ({rows_sql}) r
+        LEFT JOIN ({refunded_sql}) f ON f.refunded = r.row_id
+        GROUP BY {group}
+    """  # noqa: S608 (the ORM's queries, with their parameters passed apart)
+    return sql, [*rows_params, *refunded_params]
+
+
+def _window_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case) -> QuerySet:
+    """Each ``regular`` ledger row in a mature unit's itt window ``[assigned_at, assigned_at + N)``
+    or in a mature claim's post-trial window ``[ends_at, ends_at + N)``, once per unit, flagged
+    with its windows: the ledger is read once for both."""
+    unit = "customer__assignments__"
+    assigned, ends = F(f"{unit}assigned_at"), F(f"{unit}trial__ends_at")
+    in_itt = Q(
+        customer__assignments__assigned_at__lte=as_of - window,
+        purchased_at__gte=assigned,
+        purchased_at__lt=assigned + window,
+    )
+    in_post = Q(
+        customer__assignments__assigned_at__lte=as_of,
+        customer__assignments__trial__claimed_at__lte=as_of,
+        customer__assignments__trial__status__in=CLAIMED_STATUSES,
+        customer__assignments__trial__ends_at__lte=as_of - window,
+        purchased_at__gte=ends,
+        purchased_at__lt=ends + window,
+    )
+    return (
+        Purchase.objects.filter(units.q(unit), in_itt | in_post, kind=Purchase.Kind.REGULAR)
+        .order_by()
+        .values(
+            unit_id=F(f"{unit}id"),
+            arm_name=F(f"{unit}arm"),
+            row_id=F("id"),
+            positive=flag(Q(amount__gt=0)),
+            value=revenue,
+            itt=flag(in_itt),
+            post=flag(in_post),
         )
     )
 
 
-def _window_sums(per_unit: QuerySet) -> tuple[dict[str, dict], int]:
-    """The per-unit rows summed by arm in the database: ``(sums by arm, unconverted rows)``."""
-    inner, params = per_unit.query.sql_with_params()
+def _window_sums(
+    *, units: UnitFilter, as_of: datetime, window: timedelta, revenue: Case
+) -> tuple[dict[str, dict], dict[str, dict], int]:
+    """Both windows' per-unit rows summed by arm in the database: ``(itt sums by arm, post-trial
+    sums by arm, unconverted rows)``."""
+    rows = _window_rows(units=units, as_of=as_of, window=window, revenue=revenue)
+    inner, params = per_unit_sql(
+        rows, refunded_rows(units.units(), as_of), group="r.unit_id, r.arm_name", sums=WINDOW_SUMS
+    )
+    columns = ", ".join(
+        f"SUM(CASE WHEN {p}_n >= 1 THEN 1 ELSE 0 END), SUM(CASE WHEN {p}_n >= 2 THEN 1 ELSE 0 END), "
+        f"SUM({p}_n), SUM({p}_n * {p}_n), SUM({p}_revenue), SUM({p}_revenue * {p}_revenue)"
+        for p in ("itt", "post")
+    )
     sql = f"""
-        SELECT arm_name,
-               SUM(CASE WHEN n >= 1 THEN 1 ELSE 0 END),
-               SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END),
-               SUM(n), SUM(n * n), SUM(revenue), SUM(revenue * revenue), SUM(unconverted)
+        SELECT arm_name, {columns}, SUM(itt_unconverted), SUM(post_outside)
         FROM ({inner}) per_unit
         GROUP BY arm_name
     """  # noqa: S608 (the inner query is the ORM's, with its parameters passed apart)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    sums, unconverted = {}, 0
-    for arm, buyers, repeat_buyers, n_sum, n_sq, revenue_sum, revenue_sq, left_out in rows:
-        sums[arm] = {
-            "buyers": int(buyers or 0),
-            "repeat_buyers": int(repeat_buyers or 0),
-            "purchases_sum": int(n_sum or 0),
-            "purchases_sq": int(n_sq or 0),
-            "revenue_sum": number(revenue_sum),
-            "revenue_sq": number(revenue_sq),
-        }
-        unconverted += int(left_out or 0)
-    return sums, unconverted
+    itt, post, unconverted = {}, {}, 0
+    for arm, *figures, itt_left_out, post_left_out in rows:
+        for sums, values in ((itt, figures[:6]), (post, figures[6:])):
+            buyers, repeat_buyers, n_sum, n_sq, revenue_sum, revenue_sq = values
+            sums[arm] = {
+                "buyers": int(buyers or 0),
+                "repeat_buyers": int(repeat_buyers or 0),
+                "purchases_sum": int(n_sum or 0),
+                "purchases_sq": int(n_sq or 0),
+                "revenue_sum": number(revenue_sum),
+                "revenue_sq": number(revenue_sq),
+            }
+        unconverted += int(itt_left_out or 0) + int(post_left_out or 0)
+    return itt, post, unconverted
 
 
 # --- 3. Repeat purchase by weeks since the trial's end ------------------------------------------

@@ -377,12 +377,13 @@ COLUMNS = (
 
 
 def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
-    """One INSERT … SELECT: the units joined to their purchases over the itt window, over the
-    post-trial window and by week since the trial's end, each reduced per unit by a query the
-    ORM writes (so each backend gets its own datetime arithmetic). Rows go in by offer and time
-    of assignment, the order the dashboards read them in: an offer's rows of one fold then sit
-    together on disk, not one a page."""
-    window = timedelta(days=WINDOW_DAYS)
+    """One INSERT … SELECT: the units, each joined once to its customer's regular ledger rows in
+    any of its windows (the itt window, the post-trial window, the cohort's weeks since the
+    trial's end), reduced per unit (``queries.per_unit_sql``) by sums over what each row is to
+    that unit. The queries are the ORM's, so each backend gets its own datetime arithmetic.
+    Rows go in by offer and time of assignment, the order the dashboards read them in: an
+    offer's rows of one fold then sit together on disk, not one a page."""
+    window, week = timedelta(days=WINDOW_DAYS), timedelta(days=7)
     claimed = Q(trial__status__in=queries.CLAIMED_STATUSES)
 
     def trial_field(name: str):
@@ -403,80 +404,53 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
         )
     )
     at_unit = _prefixed(scope, "customer__assignments__") & Q(customer__assignments__superseded_by__isnull=True)
-    assigned = F("customer__assignments__assigned_at")
-    itt = _per_unit(
-        Purchase.objects.filter(at_unit, purchased_at__gte=assigned, purchased_at__lt=assigned + window),
-        unit="customer__assignments__id",
-        offer="customer__assignments__offer",
-        moment=moment,
-        extra={},
-    )
-    at_trial = _prefixed(scope, "customer__trials__assignment__") & Q(
-        customer__trials__assignment__superseded_by__isnull=True,
-        customer__trials__assignment__customer__isnull=False,
-        customer__trials__status__in=queries.CLAIMED_STATUSES,
-    )
-    ends = F("customer__trials__ends_at")
-    assigned = F("customer__trials__assignment__assigned_at")
-    in_itt_window = Q(purchased_at__gte=assigned, purchased_at__lt=assigned + window)
-    post = _per_unit(
-        Purchase.objects.filter(at_trial, purchased_at__gte=ends, purchased_at__lt=ends + window),
-        unit="customer__trials__assignment_id",
-        offer="customer__trials__offer",
-        moment=moment,
-        extra={"outside": Count("pk", filter=Q(value__isnull=True) & ~in_itt_window)},
-    )
-    # Each ledger row's bit: 2^k for a purchase in week k since the end (0 otherwise); a unit's
-    # bitmask is the sum of its distinct bits, which is their OR on every backend.
-    week = timedelta(days=7)
-    bit = Case(
-        When(~queries.is_purchase(moment), then=Value(0)),
-        *[
-            When(purchased_at__gte=ends + week * k, purchased_at__lt=ends + week * (k + 1), then=Value(1 << k))
-            for k in range(COHORT_WEEKS)
-        ],
-        default=Value(0),
-    )
-    cohort = (
+    assigned, ends = F("customer__assignments__assigned_at"), F("customer__assignments__trial__ends_at")
+    has_trial = Q(customer__assignments__trial__status__in=queries.CLAIMED_STATUSES)
+    in_itt = Q(purchased_at__gte=assigned, purchased_at__lt=assigned + window)
+    in_post = has_trial & Q(purchased_at__gte=ends, purchased_at__lt=ends + window)
+    in_week = [
+        has_trial & Q(purchased_at__gte=ends + week * k, purchased_at__lt=ends + week * (k + 1))
+        for k in range(COHORT_WEEKS)
+    ]
+
+    rows = (
         Purchase.objects.filter(
-            at_trial, kind=Purchase.Kind.REGULAR, purchased_at__gte=ends, purchased_at__lt=ends + week * COHORT_WEEKS
+            at_unit,
+            in_itt | in_post | (has_trial & Q(purchased_at__gte=ends, purchased_at__lt=ends + week * COHORT_WEEKS)),
+            kind=Purchase.Kind.REGULAR,
         )
         .order_by()
-        .values(unit_id=F("customer__trials__assignment_id"), bit=bit)
+        .values(
+            unit_id=F("customer__assignments__id"),
+            row_id=F("id"),
+            positive=queries.flag(Q(amount__gt=0)),
+            value=queries.revenue_expression(F("customer__assignments__offer__currency")),
+            itt=queries.flag(in_itt),
+            post=queries.flag(in_post),
+            # 2^k for a row in week k since the trial's end, 0 outside those weeks.
+            bit=Case(*[When(in_week[k], then=Value(1 << k)) for k in range(COHORT_WEEKS)], default=Value(0)),
+        )
     )
-    parts = [query.query.sql_with_params() for query in (base, itt, post, cohort)]
+    bits = {"bits": f"SUM(DISTINCT CASE WHEN {queries.PURCHASE} THEN r.bit ELSE 0 END)"}
+    per_unit, per_unit_params = queries.per_unit_sql(
+        rows,
+        queries.refunded_rows(Assignment.objects.filter(scope), moment),
+        group="r.unit_id",
+        sums=queries.WINDOW_SUMS | bits,  # a unit's bitmask: the sum of its distinct bits, their OR
+    )
+    base_sql, base_params = base.query.sql_with_params()
     sql = f"""
         INSERT INTO {UnitRollup._meta.db_table} ({", ".join(COLUMNS)})
         SELECT b.unit, b.unit_offer, b.unit_arm, b.unit_assigned, b.unit_status, b.unit_claimed, b.unit_ends,
-               b.unit_converted, COALESCE(i.n, 0), COALESCE(i.revenue, 0), COALESCE(i.unconverted, 0),
-               COALESCE(p.n, 0), COALESCE(p.revenue, 0), COALESCE(p.unconverted, 0), COALESCE(p.outside, 0),
-               COALESCE(c.bits, 0), %s
-        FROM ({parts[0][0]}) b
-        LEFT JOIN ({parts[1][0]}) i ON i.unit_id = b.unit
-        LEFT JOIN ({parts[2][0]}) p ON p.unit_id = b.unit
-        LEFT JOIN (SELECT unit_id, SUM(DISTINCT bit) AS bits FROM ({parts[3][0]}) rows GROUP BY unit_id) c
-            ON c.unit_id = b.unit
+               b.unit_converted, COALESCE(a.itt_n, 0), COALESCE(a.itt_revenue, 0), COALESCE(a.itt_unconverted, 0),
+               COALESCE(a.post_n, 0), COALESCE(a.post_revenue, 0), COALESCE(a.post_unconverted, 0),
+               COALESCE(a.post_outside, 0), COALESCE(a.bits, 0), %s
+        FROM ({base_sql}) b
+        LEFT JOIN ({per_unit}) a ON a.unit_id = b.unit
         ORDER BY b.unit_offer, b.unit_assigned
     """  # noqa: S608 (every part is the ORM's, its parameters passed apart)
     folded_at = connection.ops.adapt_datetimefield_value(moment)
-    return sql, [folded_at, *[param for _sql, params in parts for param in params]]
-
-
-def _per_unit(rows: QuerySet, *, unit: str, offer: str, moment: datetime, extra: dict) -> QuerySet:
-    """Regular ledger rows reduced per unit: purchases as of ``moment``, revenue in the offer's
-    currency, and rows with no rate."""
-    return (
-        rows.filter(kind=Purchase.Kind.REGULAR)
-        .order_by()
-        .alias(value=queries.revenue_expression(F(f"{offer}__currency")))
-        .values(unit_id=F(unit))
-        .annotate(
-            n=Count("pk", filter=queries.is_purchase(moment)),
-            revenue=Sum("value"),
-            unconverted=Count("pk", filter=Q(value__isnull=True)),
-            **extra,
-        )
-    )
+    return sql, [folded_at, *base_params, *per_unit_params]
 
 
 # --- Building and refreshing ------------------------------------------------------------------

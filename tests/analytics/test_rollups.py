@@ -190,6 +190,20 @@ def test_a_refresh_writes_only_the_units_that_changed(offer):
     assert rollups.as_of() == hours(72)
 
 
+def test_an_assignment_deleted_through_django_takes_its_rollup_row_with_it(offer):
+    """The rollup's keys are not checked by the database (analytics.models.UnitRollup): Django's
+    own cascade still keeps no row without its unit."""
+    units = [
+        factories.assignment(offer=offer, customer=factories.customer(email=f"d{n}@example.com"), assigned_at=hours(0))
+        for n in range(2)
+    ]
+    with time_machine.travel(hours(24), tick=False):
+        rollups.rebuild()
+    units[0].delete()
+
+    assert list(UnitRollup.objects.values_list("pk", flat=True)) == [units[1].pk]
+
+
 def test_a_refund_whose_time_comes_after_the_fold_undoes_the_purchase_at_the_next_refresh(offer):
     customer = factories.customer(email="r@example.com")
     unit = factories.assignment(offer=offer, customer=customer, assigned_at=hours(0))
