@@ -35,6 +35,7 @@ from django.db.models import (
     DurationField,
     Exists,
     F,
+    FilteredRelation,
     OuterRef,
     Q,
     QuerySet,
@@ -208,16 +209,17 @@ def offer_tally(*, units: UnitFilter, as_of: datetime, window_days: int, grace_d
 
 # --- 1. Units and claims ---------------------------------------------------------------------
 def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace: timedelta) -> dict[str, dict]:
-    claimed = Q(trial__claimed_at__lte=as_of, trial__status__in=CLAIMED_STATUSES)
-    decided = Q(trial__ends_at__lte=as_of - grace)  # D = ends_at + G ≤ T
-    on_time = Q(trial__converted_at__lte=F("trial__ends_at") + grace)
-    not_converted_by_t = Q(trial__converted_at__isnull=True) | Q(trial__converted_at__gt=as_of)
+    claimed = Q(unit_trial__claimed_at__lte=as_of, unit_trial__status__in=CLAIMED_STATUSES)
+    decided = Q(unit_trial__ends_at__lte=as_of - grace)  # D = ends_at + G ≤ T
+    on_time = Q(unit_trial__converted_at__lte=F("unit_trial__ends_at") + grace)
+    not_converted_by_t = Q(unit_trial__converted_at__isnull=True) | Q(unit_trial__converted_at__gt=as_of)
     outcomes = {
-        f"outcome_{name}": Count("pk", filter=claimed & Q(trial__status__in=statuses))
+        f"outcome_{name}": Count("pk", filter=claimed & Q(unit_trial__status__in=statuses))
         for name, statuses in OUTCOMES.items()
     }
     rows = (
         units.units()
+        .alias(unit_trial=unit_trial("trial", units.offer))
         .filter(assigned_at__lte=as_of)
         .values("arm")
         .annotate(
@@ -227,7 +229,7 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
             converted=Count("pk", filter=claimed & decided & on_time),
             pending=Count("pk", filter=claimed & ~decided & not_converted_by_t),
             itt_mature=Count("pk", filter=Q(assigned_at__lte=as_of - window)),
-            post_trial_mature=Count("pk", filter=claimed & Q(trial__ends_at__lte=as_of - window)),
+            post_trial_mature=Count("pk", filter=claimed & Q(unit_trial__ends_at__lte=as_of - window)),
             **outcomes,
         )
     )
@@ -235,8 +237,13 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
 
 
 def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
-    trials = Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES).filter(
-        assignment__assigned_at__lte=as_of
+    # By the trial's own offer too (its assignment's: trials/migrations/0007), for its index.
+    trials = Trial.objects.filter(
+        units.q("assignment__"),
+        offer=units.offer,
+        claimed_at__lte=as_of,
+        status__in=CLAIMED_STATUSES,
+        assignment__assigned_at__lte=as_of,
     )
     return claim_times_of(trials, arm="assignment__arm", as_of=as_of, grace=grace)
 
@@ -273,8 +280,13 @@ def claim_times_of(rows: QuerySet, *, arm: str, as_of: datetime, grace: timedelt
 
 def claim_weeks(*, units: UnitFilter, as_of: datetime) -> dict[tuple[date, str], dict[str, int]]:
     """Claimed trials by (Monday of the claim's week, arm), each with its outcome counts, sorted."""
-    trials = Trial.objects.filter(units.q("assignment__"), claimed_at__lte=as_of, status__in=CLAIMED_STATUSES).filter(
-        assignment__assigned_at__lte=as_of
+    # By the trial's own offer too (its assignment's: trials/migrations/0007), for its index.
+    trials = Trial.objects.filter(
+        units.q("assignment__"),
+        offer=units.offer,
+        claimed_at__lte=as_of,
+        status__in=CLAIMED_STATUSES,
+        assignment__assigned_at__lte=as_of,
     )
     return claim_weeks_of(trials, arm="assignment__arm")
 
@@ -323,6 +335,14 @@ def revenue_expression(target: str | F) -> Case:
         default=Value(None),
         output_field=money,
     )
+
+
+def unit_trial(path: str, offer: Offer) -> FilteredRelation:
+    """The trial at ``path`` (a unit's), joined only among ``offer``'s trials. A trial is of its
+    assignment's offer, which the database holds (trials/migrations/0007), so this changes no
+    row; it lets the planner read the offer's few trials through their own index instead of
+    hashing the whole table."""
+    return FilteredRelation(path, condition=Q(**{f"{path}__offer": offer}))
 
 
 def is_purchase(as_of: datetime) -> Q:
@@ -390,7 +410,7 @@ def _window_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, reven
     or in a mature claim's post-trial window ``[ends_at, ends_at + N)``, once per unit, flagged
     with its windows: the ledger is read once for both."""
     unit = "customer__assignments__"
-    assigned, ends = F(f"{unit}assigned_at"), F(f"{unit}trial__ends_at")
+    assigned, ends = F(f"{unit}assigned_at"), F("unit_trial__ends_at")
     in_itt = Q(
         customer__assignments__assigned_at__lte=as_of - window,
         purchased_at__gte=assigned,
@@ -398,14 +418,15 @@ def _window_rows(*, units: UnitFilter, as_of: datetime, window: timedelta, reven
     )
     in_post = Q(
         customer__assignments__assigned_at__lte=as_of,
-        customer__assignments__trial__claimed_at__lte=as_of,
-        customer__assignments__trial__status__in=CLAIMED_STATUSES,
-        customer__assignments__trial__ends_at__lte=as_of - window,
+        unit_trial__claimed_at__lte=as_of,
+        unit_trial__status__in=CLAIMED_STATUSES,
+        unit_trial__ends_at__lte=as_of - window,
         purchased_at__gte=ends,
         purchased_at__lt=ends + window,
     )
     return (
-        Purchase.objects.filter(units.q(unit), in_itt | in_post, kind=Purchase.Kind.REGULAR)
+        Purchase.objects.alias(unit_trial=unit_trial(f"{unit}trial", units.offer))
+        .filter(units.q(unit), in_itt | in_post, kind=Purchase.Kind.REGULAR)
         .order_by()
         .values(
             unit_id=F(f"{unit}id"),

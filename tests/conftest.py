@@ -2,11 +2,13 @@
 
 - ``localstripe``: the offline Stripe, one per test session, on a free loopback port. Settings
   point the gateway at it for the whole session.
+- ``ids_of_their_own``: on SQLite, ids that no earlier test of the session had.
 - The cast: a customer, a marketer, an executive, an operator (staff) and an outsider.
 - ``postgres``-marked tests are skipped on SQLite with a reason, unless FORETASTE_REQUIRE_POSTGRES
   is set (CI sets it), in which case running on SQLite is an error, not a skip.
 """
 
+import itertools
 import os
 
 import pytest
@@ -51,6 +53,32 @@ def empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+    yield
+
+
+_ID_BLOCKS = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def ids_of_their_own(request):
+    """On SQLite each test's rows get ids no earlier test had. Its AUTOINCREMENT counters live in
+    a table that the test's rollback puts back, so the next test would be given the same ids
+    again, and with them the same ids in what the session's one localstripe keeps (a customer
+    found by ``user-<pk>``, an idempotency key naming a trial): one test would meet another's
+    Stripe customer, subscriptions and charges. PostgreSQL's sequences never go back."""
+    if connection.vendor != "sqlite" or not (
+        request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    ):
+        yield
+        return
+    request.getfixturevalue("db")
+    start = next(_ID_BLOCKS) * 100_000
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT name, 0 FROM sqlite_master WHERE type = 'table' "
+            "AND sql LIKE '%%AUTOINCREMENT%%' AND name NOT IN (SELECT name FROM sqlite_sequence)"
+        )
+        cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE seq < %s", [start, start])
     yield
 
 

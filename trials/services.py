@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Max, Q, Value, When
-from django.db.models.constants import OnConflict
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -265,11 +264,13 @@ def _insert_unless_taken(row: Assignment) -> bool:
         quote = connection.ops.quote_name
         meta = Assignment._meta
         fields = [field for field in meta.concrete_fields if not field.primary_key]
-        conflict = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
         built = (
             # Built from the model's own table and column names, quoted; the values are parameters.
+            # Not Django's on_conflict_suffix_sql: on SQLite it gives nothing (its bulk_create says
+            # INSERT OR IGNORE, which also skips rows that break a NOT NULL or CHECK); both
+            # backends take this upsert clause, which only a unique constraint triggers.
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"  # noqa: S608
-            f" VALUES ({', '.join(['%s'] * len(fields))}) {conflict} RETURNING {quote(meta.pk.column)}",
+            f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}",
             fields,
         )
         _ASSIGNMENT_INSERTS[connection.vendor] = built

@@ -2,24 +2,9 @@
 
 import django.db.models.deletion
 from django.conf import settings
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-
-class AddIndexWithoutBlocking(AddIndexConcurrently):
-    """On PostgreSQL, CREATE INDEX CONCURRENTLY: the ledger is large, and a plain CREATE INDEX
-    would hold its webhooks' and imports' writes for the whole build. Elsewhere (SQLite), a
-    plain one."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+from config.migration_operations import AddIndexWithoutBlocking
 
 
 class Migration(migrations.Migration):

@@ -135,8 +135,12 @@ def _claims(by_arm):
 
 
 def rows():
+    """Every unit row, its revenue to 1e-9 of a minor unit: on SQLite a converted amount is a
+    float, and a sum of floats differs in its last bit with the order the rows came in (a
+    refresh and a rebuild read them in different orders). PostgreSQL's sums are exact."""
+    revenue = ("itt_revenue", "post_revenue")
     return {
-        row.pop("assignment_id"): row
+        row.pop("assignment_id"): {name: round(value, 9) if name in revenue else value for name, value in row.items()}
         for row in UnitRollup.objects.order_by().values(*[c for c in rollups.COLUMNS if c != "folded_at"])
     }
 

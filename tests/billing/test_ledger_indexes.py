@@ -1,5 +1,5 @@
 """The ledger keeps only the indexes a query reads (billing.models.Purchase says which query reads
-each), and those queries can read them."""
+each), and those queries can read them; so can the engine's reads of an offer's units and trials."""
 
 from datetime import timedelta
 
@@ -56,3 +56,29 @@ def test_each_units_purchase_windows_are_read_from_the_index_alone(marketer):
     rows = queries._window_rows(units=units, as_of=NOW, window=timedelta(days=90), revenue=revenue)
 
     assert "Index Only Scan using purchase_customer_time" in _plan(rows)
+
+
+def test_an_offers_trials_are_read_through_their_own_offer_index(marketer):
+    """The engine's window query joins only the offer's trials, found through the trials' offer
+    index, not the whole table (analytics.queries.unit_trial)."""
+    offer = factories.offer(actor=marketer)
+    factories.trial(customer=factories.customer(email="w@example.com"), offer=offer)
+    units = queries.UnitFilter(offer=offer)
+    rows = queries._window_rows(
+        units=units, as_of=NOW, window=timedelta(days=90), revenue=queries.revenue_expression(offer.currency)
+    )
+
+    plan = _plan(rows)
+    trial_scans = [line for line in plan.splitlines() if "on trials_trial" in line]
+    assert trial_scans and all("offer" in line for line in trial_scans), plan
+    assert "Index Cond: (offer_id = " in plan.split("on trials_trial", 1)[1]
+
+
+def test_an_offers_units_carry_what_the_analytics_read_of_them():
+    """(offer, assigned_at) with the columns the engine reads of each unit, so that a plan can
+    take an offer's units from the index alone (README, "Rollups: what the dashboards read")."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'assignment_offer_time'")
+        (definition,) = cursor.fetchone()
+
+    assert definition.endswith("(offer_id, assigned_at) INCLUDE (id, customer_id, superseded_by_id, arm)")
