@@ -2,15 +2,17 @@
 per-arm counts and sufficient statistics (count, sum, sum of squares) that analytics/metrics.py
 turns into rates, means, intervals and tests. Nothing here loops over purchases in Python.
 
-Four queries per offer, whatever its size (and a look at which currencies have a rate):
+Three queries per offer, whatever its size (and a look at which currencies have a rate):
 
 1. the units grouped by arm: assigned, claimed, conversion and outcome counts, and how many
    units and claims have a mature window;
 2. the claimed trials' claim, conversion and end times (one small row per claim, for the
    Kaplan-Meier curve and the quantiles of the time to convert, which need every time);
-3. and 4. the purchase windows, from assignment (``itt``) and from the trial's end
-   (``post_trial``): the ledger joined to the units, grouped by unit in an inner query and by arm
-   in an outer one, so that the database hands back sums and sums of squares, not customers.
+3. the purchase windows, from assignment (``itt``) and from the trial's end (``post_trial``):
+   each unit's ledger rows read once for both, grouped by unit in an inner query and by arm in
+   an outer one, so that the database hands back sums and sums of squares, not customers.
+
+An offer's trials are joined among its own (``unit_trial``), through their offer index.
 
 The same code runs on PostgreSQL and on SQLite (``make run``). The inner queries are built with
 the ORM, which writes each backend's datetime arithmetic (``assigned_at + N days``); the outer
@@ -236,16 +238,20 @@ def _unit_counts(*, units: UnitFilter, as_of: datetime, window: timedelta, grace
     return {row.pop("arm"): row for row in rows}
 
 
-def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
-    # By the trial's own offer too (its assignment's: trials/migrations/0007), for its index.
-    trials = Trial.objects.filter(
+def claimed_trials(units: UnitFilter, as_of: datetime) -> QuerySet[Trial]:
+    """The units' trials claimed by ``as_of``, taken by the trial's own offer too (its
+    assignment's: trials/migrations/0007), for that index."""
+    return Trial.objects.filter(
         units.q("assignment__"),
         offer=units.offer,
         claimed_at__lte=as_of,
         status__in=CLAIMED_STATUSES,
         assignment__assigned_at__lte=as_of,
     )
-    return claim_times_of(trials, arm="assignment__arm", as_of=as_of, grace=grace)
+
+
+def claim_times(*, units: UnitFilter, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
+    return claim_times_of(claimed_trials(units, as_of), arm="assignment__arm", as_of=as_of, grace=grace)
 
 
 def claim_times_of(rows: QuerySet, *, arm: str, as_of: datetime, grace: timedelta) -> dict[str, list[ClaimTimes]]:
@@ -280,15 +286,7 @@ def claim_times_of(rows: QuerySet, *, arm: str, as_of: datetime, grace: timedelt
 
 def claim_weeks(*, units: UnitFilter, as_of: datetime) -> dict[tuple[date, str], dict[str, int]]:
     """Claimed trials by (Monday of the claim's week, arm), each with its outcome counts, sorted."""
-    # By the trial's own offer too (its assignment's: trials/migrations/0007), for its index.
-    trials = Trial.objects.filter(
-        units.q("assignment__"),
-        offer=units.offer,
-        claimed_at__lte=as_of,
-        status__in=CLAIMED_STATUSES,
-        assignment__assigned_at__lte=as_of,
-    )
-    return claim_weeks_of(trials, arm="assignment__arm")
+    return claim_weeks_of(claimed_trials(units, as_of), arm="assignment__arm")
 
 
 def claim_weeks_of(rows: QuerySet, *, arm: str) -> dict[tuple[date, str], dict[str, int]]:
