@@ -28,7 +28,7 @@ class Assignment(models.Model):
         IMPORT = "import", "import"
         API = "api", "api"
 
-    # No index of its own: (offer, assigned_at) and the unique ones below all begin with it.
+    # No index of its own: (offer, assigned_at), (offer, customer) and (offer, visitor) begin with it.
     offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="assignments", db_index=False)
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"

@@ -2,9 +2,11 @@
 analytics read an offer's trials by the trial's own offer (analytics.queries.unit_trial)."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from tests import factories
+from trials.apps import _integrity
+from trials.integrity import sqlite_triggers_drop
 from trials.models import Assignment, Trial
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +54,15 @@ def test_an_assignment_without_a_trial_may_change_offer(two_offers):
     Assignment.objects.filter(pk=assignment.pk).update(offer=second)
 
     assert Assignment.objects.get().offer == second
+
+
+def test_the_guard_is_back_after_a_later_migration_remade_the_table(two_offers):
+    """SQLite remakes a table for most changes, and the remake drops its triggers: every
+    ``migrate`` makes them again (trials/apps.py). PostgreSQL's foreign key stays with the table."""
+    first, second = two_offers
+    sqlite_triggers_drop(connection)  # what a remake of trials_trial does on SQLite; nothing elsewhere
+    _integrity(sender=None, using=connection.alias)  # post_migrate
+    trial = factories.trial(customer=factories.customer(email="t@example.com"), offer=first)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Trial.objects.filter(pk=trial.pk).update(offer=second)

@@ -4,44 +4,25 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from config.migration_operations import AddIndexWithoutBlocking
+from config.migration_operations import AddIndexWithoutBlocking, RemoveIndexWithoutBlocking
+from trials.integrity import sqlite_triggers_drop, sqlite_triggers_ensure
 
-# A trial is of its assignment's offer: trials/services.py and the import make it so, and the
-# database holds it, so that the analytics may read an offer's trials by the trials' own offer
-# (analytics/queries.py, ``unit_trial``). On PostgreSQL a composite foreign key, which also
-# refuses to change an assignment's offer under its trial; on SQLite, which cannot add a foreign
-# key to a table, triggers that refuse the same.
-POSTGRESQL = (
-    "ALTER TABLE trials_trial ADD CONSTRAINT trial_of_its_assignments_offer "
-    "FOREIGN KEY (assignment_id, offer_id) REFERENCES trials_assignment (id, offer_id)",
-    "ALTER TABLE trials_trial DROP CONSTRAINT trial_of_its_assignments_offer",
-)
-_REFUSE = "SELECT RAISE(ABORT, 'trial_of_its_assignments_offer: a trial is of its assignment''s offer')"
-_MISMATCH = "NEW.offer_id IS NOT (SELECT offer_id FROM trials_assignment WHERE id = NEW.assignment_id)"
-SQLITE = (
-    [
-        f"CREATE TRIGGER trial_of_its_assignments_offer_insert BEFORE INSERT ON trials_trial "
-        f"FOR EACH ROW WHEN {_MISMATCH} BEGIN {_REFUSE}; END",
-        f"CREATE TRIGGER trial_of_its_assignments_offer_update BEFORE UPDATE OF assignment_id, offer_id "
-        f"ON trials_trial FOR EACH ROW WHEN {_MISMATCH} BEGIN {_REFUSE}; END",
-        f"CREATE TRIGGER assignment_offer_of_its_trial BEFORE UPDATE OF offer_id ON trials_assignment "
-        f"FOR EACH ROW WHEN NEW.offer_id IS NOT OLD.offer_id "
-        f"AND EXISTS (SELECT 1 FROM trials_trial WHERE assignment_id = NEW.id) BEGIN {_REFUSE}; END",
-    ],
-    [
-        "DROP TRIGGER trial_of_its_assignments_offer_insert",
-        "DROP TRIGGER trial_of_its_assignments_offer_update",
-        "DROP TRIGGER assignment_offer_of_its_trial",
-    ],
-)
+# A trial is of its assignment's offer: trials/services.py and the import make it so, and from
+# here the database holds it (trials/integrity.py), so that the analytics may read an offer's
+# trials by the trials' own offer (analytics/queries.py, ``unit_trial``). On PostgreSQL every
+# step takes only locks that let the landing pages' first views go on writing assignments: the
+# indexes are built and dropped CONCURRENTLY, and the foreign key is added NOT VALID, then
+# validated on its own.
+FOREIGN_KEY = "trial_of_its_assignments_offer"
+UNIQUE = "assignment_id_with_offer"
 
 
-def _run(schema_editor, statements):
-    for statement in statements:
-        schema_editor.execute(statement)
+def _postgresql(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
 
 
-def forwards(apps, schema_editor):
+def check_trials(apps, schema_editor):
+    """First, before anything is changed: a trial of another offer than its assignment's."""
     Trial = apps.get_model("trials", "Trial")
     astray = Trial.objects.exclude(offer=models.F("assignment__offer")).count()
     if astray:
@@ -49,17 +30,62 @@ def forwards(apps, schema_editor):
             f"{astray} trials are not of their assignment's offer; correct them (trial.offer_id = "
             "its assignment's offer_id) and migrate again."
         )
-    if schema_editor.connection.vendor == "postgresql":
-        _run(schema_editor, POSTGRESQL[:1])
-    elif schema_editor.connection.vendor == "sqlite":
-        _run(schema_editor, SQLITE[0])
 
 
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        _run(schema_editor, POSTGRESQL[1:])
-    elif schema_editor.connection.vendor == "sqlite":
-        _run(schema_editor, SQLITE[1])
+def drop_lone_offer_index(apps, schema_editor):
+    """The index on ``offer`` alone. Django's own AlterField(db_index=False) would drop and add
+    back, checking every row, the assignments' foreign key to the offer as well."""
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "trials_assignment")
+    concurrently = "CONCURRENTLY " if _postgresql(schema_editor) else ""
+    for name, about in found.items():
+        if about["index"] and not about["unique"] and not about["primary_key"] and about["columns"] == ["offer_id"]:
+            schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {connection.ops.quote_name(name)}")
+
+
+def add_lone_offer_index(apps, schema_editor):
+    concurrently = "CONCURRENTLY " if _postgresql(schema_editor) else ""
+    schema_editor.execute(
+        f"CREATE INDEX {concurrently}IF NOT EXISTS trials_assignment_offer_id_a0387eeb ON trials_assignment (offer_id)"
+    )
+
+
+def _unique(apps):
+    return apps.get_model("trials", "Assignment"), models.UniqueConstraint(fields=["id", "offer"], name=UNIQUE)
+
+
+def add_unique(apps, schema_editor):
+    if _postgresql(schema_editor):
+        schema_editor.execute(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {UNIQUE} ON trials_assignment (id, offer_id)")
+        schema_editor.execute(f"ALTER TABLE trials_assignment ADD CONSTRAINT {UNIQUE} UNIQUE USING INDEX {UNIQUE}")
+    else:
+        schema_editor.add_constraint(*_unique(apps))
+
+
+def remove_unique(apps, schema_editor):
+    if _postgresql(schema_editor):
+        schema_editor.execute(f"ALTER TABLE trials_assignment DROP CONSTRAINT {UNIQUE}")
+    else:
+        schema_editor.remove_constraint(*_unique(apps))
+
+
+def add_foreign_key(apps, schema_editor):
+    if _postgresql(schema_editor):
+        schema_editor.execute(
+            f"ALTER TABLE trials_trial ADD CONSTRAINT {FOREIGN_KEY} FOREIGN KEY (assignment_id, offer_id) "
+            f"REFERENCES trials_assignment (id, offer_id) NOT VALID"
+        )
+        schema_editor.execute(f"ALTER TABLE trials_trial VALIDATE CONSTRAINT {FOREIGN_KEY}")
+    else:
+        sqlite_triggers_ensure(schema_editor.connection)
+
+
+def remove_foreign_key(apps, schema_editor):
+    if _postgresql(schema_editor):
+        schema_editor.execute(f"ALTER TABLE trials_trial DROP CONSTRAINT {FOREIGN_KEY}")
+    else:
+        sqlite_triggers_drop(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
@@ -71,25 +97,36 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    # The new index first, so that an offer's units are never without one while this runs.
     operations = [
+        migrations.RunPython(check_trials, migrations.RunPython.noop, atomic=True),
+        # The new index first, so that an offer's units are never without one while this runs.
         AddIndexWithoutBlocking(
             model_name='assignment',
             index=models.Index(fields=['offer', 'assigned_at'], include=('id', 'customer', 'superseded_by', 'arm'), name='assignment_offer_time'),
         ),
-        migrations.RemoveIndex(
+        RemoveIndexWithoutBlocking(
             model_name='assignment',
             name='trials_assi_offer_i_544775_idx',
         ),
-        migrations.AlterField(
-            model_name='assignment',
-            name='offer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='offers.offer'),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(drop_lone_offer_index, add_lone_offer_index, atomic=False)],
+            state_operations=[
+                migrations.AlterField(
+                    model_name='assignment',
+                    name='offer',
+                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='offers.offer'),
+                ),
+            ],
         ),
-        migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('id', 'offer'), name='assignment_id_with_offer'),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(add_unique, remove_unique, atomic=False)],
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name='assignment',
+                    constraint=models.UniqueConstraint(fields=('id', 'offer'), name='assignment_id_with_offer'),
+                ),
+            ],
         ),
         # Last: on SQLite a later step that remade a table would drop its triggers.
-        migrations.RunPython(forwards, backwards, atomic=True),
+        migrations.RunPython(add_foreign_key, remove_foreign_key, atomic=False),
     ]
