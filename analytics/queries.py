@@ -381,7 +381,6 @@ WINDOW_SUMS = {
     "itt_unconverted": "SUM(CASE WHEN r.itt = 1 AND r.value IS NULL THEN 1 ELSE 0 END)",
     "post_n": f"SUM(CASE WHEN r.post = 1 AND {PURCHASE} THEN 1 ELSE 0 END)",
     "post_revenue": "SUM(CASE WHEN r.post = 1 THEN r.value END)",
-    "post_unconverted": "SUM(CASE WHEN r.post = 1 AND r.value IS NULL THEN 1 ELSE 0 END)",
     "post_outside": "SUM(CASE WHEN r.post = 1 AND r.itt = 0 AND r.value IS NULL THEN 1 ELSE 0 END)",
 }
 

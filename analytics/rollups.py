@@ -416,7 +416,8 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
     rows = (
         Purchase.objects.filter(
             at_unit,
-            in_itt | in_post | (has_trial & Q(purchased_at__gte=ends, purchased_at__lt=ends + week * COHORT_WEEKS)),
+            # The itt window, or the longer of the post-trial window and the cohort's weeks.
+            in_itt | (has_trial & Q(purchased_at__gte=ends, purchased_at__lt=ends + max(window, week * COHORT_WEEKS))),
             kind=Purchase.Kind.REGULAR,
         )
         .order_by()
@@ -431,12 +432,17 @@ def _fold_sql(scope: Q, moment: datetime) -> tuple[str, list]:
             bit=Case(*[When(in_week[k], then=Value(1 << k)) for k in range(COHORT_WEEKS)], default=Value(0)),
         )
     )
-    bits = {"bits": f"SUM(DISTINCT CASE WHEN {queries.PURCHASE} THEN r.bit ELSE 0 END)"}
+    # What only the rollups keep: every rate-less post-trial row (the reading decides which
+    # count), and a unit's bitmask, the sum of its distinct bits, which is their OR.
+    kept = {
+        "post_unconverted": "SUM(CASE WHEN r.post = 1 AND r.value IS NULL THEN 1 ELSE 0 END)",
+        "bits": f"SUM(DISTINCT CASE WHEN {queries.PURCHASE} THEN r.bit ELSE 0 END)",
+    }
     per_unit, per_unit_params = queries.per_unit_sql(
         rows,
         queries.refunded_rows(Assignment.objects.filter(scope), moment),
         group="r.unit_id",
-        sums=queries.WINDOW_SUMS | bits,  # a unit's bitmask: the sum of its distinct bits, their OR
+        sums=queries.WINDOW_SUMS | kept,
     )
     base_sql, base_params = base.query.sql_with_params()
     sql = f"""
