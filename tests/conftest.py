@@ -76,7 +76,7 @@ def ids_of_their_own(request):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO sqlite_sequence (name, seq) SELECT name, 0 FROM sqlite_master WHERE type = 'table' "
-            "AND sql LIKE '%%AUTOINCREMENT%%' AND name NOT IN (SELECT name FROM sqlite_sequence)"
+            "AND sql LIKE '%AUTOINCREMENT%' AND name NOT IN (SELECT name FROM sqlite_sequence)"
         )
         cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE seq < %s", [start, start])
     yield
