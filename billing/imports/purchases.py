@@ -13,7 +13,7 @@ from django.db.models import Max, Sum
 
 from billing.imports import values
 from billing.imports.importer import WithCustomers
-from billing.imports.writing import Copy, copy_text, where_in
+from billing.imports.writing import Copy, MaybeWritten, copy_text, where_in
 from billing.models import Purchase
 from config.batches import batches
 from config.limits import MAX_EXTERNAL_ID
@@ -99,6 +99,14 @@ class PurchasesImporter(WithCustomers):
         # after these purchases of the past anyway.
         self.open_trials: dict[int, tuple[OpenTrial, ...]] = {}
         self.copy = Copy(Purchase, WRITE_COLUMNS) if self.postgres else None
+        # External ids are unique per source. When the source had no row in the ledger as this
+        # import began (a shop's first import of its history: the big one), only the rows this
+        # import wrote can be there, so a chunk asks the ledger only about the ids it may have
+        # written itself. Were another import or the API to write the same source's ids
+        # meanwhile, the unique constraint still refuses a second row: this import is then
+        # rolled back whole, saying so (billing.imports._run), and run again it asks about all.
+        self.first_of_source = not Purchase.objects.filter(source=self.source).exists()
+        self.written = MaybeWritten()
         if self.postgres:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Purchase._meta.db_table])
@@ -158,6 +166,8 @@ class PurchasesImporter(WithCustomers):
     # The ledger as it stands, for one chunk ----------------------------------------------------
     def _recorded(self, external_ids: Iterable[str]) -> dict[str, Recorded]:
         """Those of ``external_ids`` already in the ledger for this source."""
+        if self.first_of_source:
+            external_ids = [external_id for external_id in external_ids if external_id in self.written]
         recorded = Purchase.objects.filter(source=self.source).values_list(
             "external_id", "id", *CONTENT_COLUMNS, "refund_of_id"
         )
@@ -277,6 +287,7 @@ class PurchasesImporter(WithCustomers):
 
     def _write(self, written: list[Record], recorded: dict[str, Recorded]) -> None:
         ids = self._reserve(len(written))
+        self.written.update([record.external_id for record in written])
         id_of = {}
         for pk, record in zip(ids, written, strict=True):
             id_of[record.external_id] = pk

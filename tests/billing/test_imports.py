@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from billing.imports import COLUMNS, history_import_csv, history_import_records, importer, writing
+from billing.imports import purchases as purchases_import
 from billing.models import Purchase
 from offers import services
 from tests import factories
@@ -387,6 +388,61 @@ def test_rows_are_checked_against_earlier_chunks_of_the_same_file(shop, monkeypa
 
     assert errors_of(result) == [(5, "external_id"), (7, "amount")]
     assert "also on line 3 with different content" in result.errors[0].message
+
+
+def test_a_first_import_of_a_source_asks_the_ledger_only_about_ids_it_may_have_written(shop, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    asked = _spy_on_external_id_lookups(monkeypatch)
+
+    result = import_csv(
+        "purchases",
+        purchase("o-1"),
+        purchase("o-2"),
+        purchase("o-3"),  # second chunk: o-3 was certainly not written, o-1 may have been
+        purchase("o-1"),
+        purchase("r-1", amount="-1.00", refund_of="o-2"),  # third chunk: its original, o-2
+    )
+
+    assert (result.created, result.unchanged, result.invalid) == (4, 1, 0)
+    assert asked == [["o-1"], ["o-2"]]
+
+
+def test_an_import_into_a_source_with_rows_asks_the_ledger_about_every_id(shop, monkeypatch):
+    assert import_csv("purchases", purchase("o-1")).created == 1
+    asked = _spy_on_external_id_lookups(monkeypatch)
+
+    result = import_csv("purchases", purchase("o-1"), purchase("o-2"))
+
+    assert (result.created, result.unchanged) == (1, 1)
+    assert [sorted(ids) for ids in asked] == [["o-1", "o-2"]]
+
+
+def _spy_on_external_id_lookups(monkeypatch) -> list[list[str]]:
+    """The external ids each lookup of the ledger asked about (none when there was nothing to ask)."""
+    asked = []
+    where_in = purchases_import.where_in
+
+    def spy(queryset, name, values):
+        values = list(values)
+        if name == "external_id" and values:
+            asked.append(values)
+        return where_in(queryset, name, values)
+
+    monkeypatch.setattr(purchases_import, "where_in", spy)
+    return asked
+
+
+def test_the_ids_an_import_wrote_are_never_forgotten_as_its_filters_fill(monkeypatch):
+    monkeypatch.setattr(writing.MaybeWritten, "FIRST", 10)  # filters of 10, 40, 160, 640, 2560 keys
+    written = writing.MaybeWritten()
+    keys = [f"o-{i}" for i in range(1000)]
+
+    for start in range(0, len(keys), 7):
+        written.update(keys[start : start + 7])
+
+    assert all(key in written for key in keys)
+    # "Maybe" for an id never written is rare: at most 0.5% for each full filter.
+    assert sum(f"x-{i}" in written for i in range(10_000)) < 500
 
 
 def test_an_external_id_may_hold_characters_that_copy_escapes(shop):
@@ -799,6 +855,39 @@ def test_a_conflict_the_checks_could_not_see_refuses_the_whole_import(shop):
     assert errors_of(result) == [(None, "")]
     assert "Something else changed the same records" in result.errors[0].message
     assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-1"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_id_committed_meanwhile_into_a_source_that_had_none_refuses_the_whole_import(shop, monkeypatch):
+    """This import began with no row of its source in the ledger, so it asks the ledger only
+    about ids it wrote itself. Another writer commits o-3 while it runs: the unique constraint
+    still refuses a second o-3, and the import is refused as a whole, saying so."""
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    reserve = purchases_import.PurchasesImporter._reserve
+    other_wrote = []
+
+    def other_writer():
+        try:
+            assert import_csv("purchases", purchase("o-3")).created == 1
+        finally:
+            connection.close()
+
+    def reserve_after_the_other_wrote(self, count):
+        if not other_wrote:  # before this import writes its first chunk
+            other_wrote.append(True)
+            other = threading.Thread(target=other_writer)
+            other.start()
+            other.join()
+        return reserve(self, count)
+
+    monkeypatch.setattr(purchases_import.PurchasesImporter, "_reserve", reserve_after_the_other_wrote)
+
+    result = import_csv("purchases", purchase("o-1"), purchase("o-2"), purchase("o-3"), purchase("o-4"))
+
+    assert result.refused
+    assert "Something else changed the same records" in result.errors[0].message
+    assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-3"]
 
 
 def _wait_until_a_session_waits_for_a_lock() -> None:
