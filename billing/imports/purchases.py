@@ -111,6 +111,7 @@ class PurchasesImporter(WithCustomers):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Purchase._meta.db_table])
                 self.sequence = cursor.fetchone()[0]
+            self._checks_immediate()
 
     def parse(self, row, fields):
         external_id, customer, sku, kind, amount, currency, purchased_at, refund_of = fields
@@ -275,8 +276,11 @@ class PurchasesImporter(WithCustomers):
         and the rows written by this import are known without reading them back."""
         if self.postgres:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [self.sequence, count])
-                return [pk for (pk,) in cursor.fetchall()]
+                # One array rather than a row per id: a tenth of the time to fetch.
+                cursor.execute(
+                    "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", [self.sequence, count]
+                )
+                return sorted(cursor.fetchone()[0])
         # SQLite: with the project's IMMEDIATE transactions this one holds the write lock, so no
         # one else takes an id meanwhile; were someone to, the insert fails and nothing is written.
         if self.next_id is None:
@@ -385,6 +389,8 @@ class PurchasesImporter(WithCustomers):
 
     def finish(self) -> None:
         self._settle()
+        if self.postgres:
+            self._checks_deferred()
         if self.conversions:
             # A trial that a job moved meanwhile keeps its new state (trials_convert moves only
             # the trials still open).
@@ -395,3 +401,25 @@ class PurchasesImporter(WithCustomers):
                 ]
             )
             self.result.converted = len(moved)
+
+    def _checks_immediate(self) -> None:
+        """Check the ledger's foreign keys as each row goes in rather than all at the commit: the
+        server then checks them while Python reads and checks the next chunk, where at the
+        commit nothing else happens (bench/bench_import.py). They are deferred again at the end
+        (``finish``), for the rest of the caller's transaction; a rollback undoes the setting."""
+        self._set_constraints("IMMEDIATE")
+
+    def _checks_deferred(self) -> None:
+        self._set_constraints("DEFERRED")
+
+    def _set_constraints(self, mode: str) -> None:
+        table = Purchase._meta.db_table
+        with connection.cursor() as cursor:
+            names = [
+                name
+                for name, constraint in connection.introspection.get_constraints(cursor, table).items()
+                if constraint["foreign_key"]
+            ]
+            if names:
+                quoted = ", ".join(connection.ops.quote_name(name) for name in names)
+                cursor.execute(f"SET CONSTRAINTS {quoted} {mode}")

@@ -390,6 +390,27 @@ def test_rows_are_checked_against_earlier_chunks_of_the_same_file(shop, monkeypa
     assert "also on line 3 with different content" in result.errors[0].message
 
 
+def test_refunds_of_one_purchase_spread_over_chunks_never_add_up_to_more_than_it(shop, monkeypatch):
+    """Each chunk sees what the chunks before it wrote."""
+    monkeypatch.setattr(importer, "CHUNK", 2)
+
+    result = import_csv(
+        "purchases",
+        purchase("o-1", amount="24.00"),
+        purchase("r-1", amount="-10.00", refund_of="o-1"),
+        purchase("r-2", amount="-10.00", refund_of="o-1"),  # second chunk: o-1 and r-1 in the chunk before
+        purchase("o-2"),
+        purchase("r-3", amount="-4.01", refund_of="o-1"),  # line 6, third chunk: 0.01 too much
+        purchase("r-4", amount="-4.00", refund_of="o-1"),
+        purchase("r-5", amount="-0.01", refund_of="o-1"),  # line 8, fourth chunk: nothing left
+        skip_invalid=True,
+    )
+
+    assert errors_of(result) == [(6, "amount"), (8, "amount")]
+    assert "more than is left to refund of “o-1” (4.00 EUR)" in result.errors[0].message
+    assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-1", "o-2", "r-1", "r-2", "r-4"]
+
+
 def test_a_first_import_of_a_source_asks_the_ledger_only_about_ids_it_may_have_written(shop, monkeypatch):
     monkeypatch.setattr(importer, "CHUNK", 2)
     asked = _spy_on_external_id_lookups(monkeypatch)
@@ -405,6 +426,7 @@ def test_a_first_import_of_a_source_asks_the_ledger_only_about_ids_it_may_have_w
 
     assert (result.created, result.unchanged, result.invalid) == (4, 1, 0)
     assert asked == [["o-1"], ["o-2"]]
+    assert Purchase.objects.get(external_id="r-1").refund_of.external_id == "o-2"
 
 
 def test_an_import_into_a_source_with_rows_asks_the_ledger_about_every_id(shop, monkeypatch):
@@ -932,6 +954,23 @@ def test_purchases_are_written_after_the_rows_already_there_by_the_database_s_fa
     ids = list(Purchase.objects.order_by("pk").values_list("external_id", flat=True))
     assert ids == ["pi_1", "o-1", "r-1"]  # after the rows already there
     assert Purchase.objects.get(external_id="r-1").refund_of.external_id == "o-1"
+
+
+@pytest.mark.postgres
+def test_the_ledger_s_foreign_keys_are_deferred_again_after_an_import(shop, beans):
+    """The import checks them row by row; the rest of the transaction gets them as it was."""
+    assert import_csv("purchases", purchase("o-1")).created == 1
+    later = User.objects.order_by("-pk").values_list("pk", flat=True).first() + 1000
+
+    # Deferred: a row may name a customer made later in the same transaction.
+    Purchase.objects.create(
+        customer_id=later, product=beans, kind="regular", amount=1, currency="EUR", purchased_at=NOW,
+        source="stripe", external_id="pi_later",
+    )  # fmt: skip
+    User.objects.create(pk=later, email="later@example.com", canonical_email="later@example.com")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks run here, and hold
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 @pytest.mark.postgres
