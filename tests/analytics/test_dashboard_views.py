@@ -12,6 +12,7 @@ import plotly
 import pytest
 import time_machine
 from django.db import connection
+from django.template import Context, Template
 from django.test.utils import CaptureQueriesContext
 
 from analytics import charts, overview, queries, rollups
@@ -111,6 +112,41 @@ def test_an_offers_page_carries_every_chart_with_its_n_window_and_as_of(client, 
     funnel = section(html, "funnel")
     assert "n = 40" in funnel  # the variant's customers; the holdout is offered no trial
     assert 'aria-labelledby="promises-title"' in html and "Reminders delivered on time" in html
+
+
+def test_each_charts_table_for_screen_readers_holds_its_rows_cell_for_cell(client, executive, offer):
+    _response, html = page(client, executive, "/dashboard/offers/coffee-sampler/")
+
+    for key in OFFER_CHARTS:
+        chart = next(chart for chart in _offer_page_charts(offer) if chart.key == key)
+        body = re.search(r"<tbody>(.*?)</tbody>", section(html, key), re.S)
+        expected = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in chart.table())
+        assert body is not None and body.group(1) == expected, key
+        assert body.group(1).count("<tr>") == len(chart.rows), key
+
+
+def _offer_page_charts(offer) -> list[charts.Chart]:
+    moment = rollups.as_of()
+    claims = rollups.claim_times(offer, moment=moment)
+    return charts.offer_charts(
+        offer_metrics=rollups.offer_metrics(offer, moment=moment, claims=claims),
+        claim_times=claims,
+        cohorts=rollups.cohorts([offer], moment=moment),
+        claim_weeks=rollups.claim_weeks([offer], moment=moment),
+        sample_cost=offer.sample_cost,
+        scope=charts.Scope(assigned="Every assignment", window_days=rollups.WINDOW_DAYS, currency=offer.currency),
+    )
+
+
+def test_a_tables_cells_are_escaped():
+    chart = charts.Chart(
+        key="k", title="t", n=1, n_label="", window="", columns=(charts.Column("name", "Name"),),
+        rows=(("<script>alert(1)</script> & co",),),
+    )  # fmt: skip
+
+    html = Template("{% load dashboard_tags %}{% table_rows chart %}").render(Context({"chart": chart}))
+
+    assert html == "<tr><td>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</td></tr>"
 
 
 def test_the_csv_of_each_chart_holds_the_engines_numbers(client, executive, offer):
