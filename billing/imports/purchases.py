@@ -4,7 +4,6 @@ purchase it refunds (same source, in the ledger or higher up in the file), is ne
 purchase's customer, product, kind and currency, and may not exceed what is left of it. New
 regular purchases convert open trials afterwards, all at once (``finish``)."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -165,10 +164,13 @@ class PurchasesImporter(WithCustomers):
         return Record(row, external_id, Content(customer_id, product_id, kind, minor, currency, moment, refund_of))
 
     # The ledger as it stands, for one chunk ----------------------------------------------------
-    def _recorded(self, external_ids: Iterable[str]) -> dict[str, Recorded]:
-        """Those of ``external_ids`` already in the ledger for this source."""
+    def _recorded(self, external_ids: set[str], originals: set[str]) -> dict[str, Recorded]:
+        """Those of the chunk's ``external_ids`` and of the ``originals`` its refunds name that are
+        already in the ledger for this source. The originals, a few, are always asked about: one
+        that someone else recorded meanwhile is then refunded as it should be."""
         if self.first_of_source:
-            external_ids = [external_id for external_id in external_ids if external_id in self.written]
+            external_ids = {external_id for external_id in external_ids if external_id in self.written}
+        external_ids = external_ids | originals
         recorded = Purchase.objects.filter(source=self.source).values_list(
             "external_id", "id", *CONTENT_COLUMNS, "refund_of_id"
         )
@@ -201,9 +203,10 @@ class PurchasesImporter(WithCustomers):
 
     def check_and_write(self, parsed: list[Record]):
         self._settle()
-        wanted = {record.external_id for record in parsed}
-        wanted.update(record.content.refund_of for record in parsed if record.content.refund_of)
-        recorded = self._recorded(wanted)
+        recorded = self._recorded(
+            {record.external_id for record in parsed},
+            {record.content.refund_of for record in parsed if record.content.refund_of},
+        )
         originals = {recorded[r.content.refund_of].pk for r in parsed if r.content.refund_of in recorded}
         refunded = self._refunded(sorted(originals)) if originals else {}
 
@@ -403,9 +406,9 @@ class PurchasesImporter(WithCustomers):
             self.result.converted = len(moved)
 
     def _checks_immediate(self) -> None:
-        """Check the ledger's foreign keys as each row goes in rather than all at the commit: the
-        server then checks them while Python reads and checks the next chunk, where at the
-        commit nothing else happens (bench/bench_import.py). They are deferred again at the end
+        """Check the ledger's foreign keys at the end of each chunk's COPY rather than all at the
+        commit: the server then checks them while Python reads and checks the next chunk, where
+        at the commit nothing else happens (bench/bench_import.py). They are deferred again at the end
         (``finish``), for the rest of the caller's transaction; a rollback undoes the setting."""
         self._set_constraints("IMMEDIATE")
 

@@ -912,6 +912,36 @@ def test_an_id_committed_meanwhile_into_a_source_that_had_none_refuses_the_whole
     assert sorted(Purchase.objects.values_list("external_id", flat=True)) == ["o-3"]
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_of_a_purchase_committed_meanwhile_into_a_source_that_had_none_is_accepted(shop, monkeypatch):
+    """The originals that refunds name are always asked of the ledger, even by a first import."""
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    reserve = purchases_import.PurchasesImporter._reserve
+    other_wrote = []
+
+    def other_writer():
+        try:
+            assert import_csv("purchases", purchase("x-1")).created == 1
+        finally:
+            connection.close()
+
+    def reserve_after_the_other_wrote(self, count):
+        if not other_wrote:  # before this import writes its first chunk
+            other_wrote.append(True)
+            other = threading.Thread(target=other_writer)
+            other.start()
+            other.join()
+        return reserve(self, count)
+
+    monkeypatch.setattr(purchases_import.PurchasesImporter, "_reserve", reserve_after_the_other_wrote)
+
+    result = import_csv("purchases", purchase("o-1"), purchase("o-2"), purchase("r-1", amount="-1.00", refund_of="x-1"))
+
+    assert (result.created, result.invalid, result.refused) == (3, 0, False)
+    assert Purchase.objects.get(external_id="r-1").refund_of.external_id == "x-1"
+
+
 def _wait_until_a_session_waits_for_a_lock() -> None:
     """Until another session of this database is blocked on a lock (PostgreSQL says so)."""
     with connection.cursor() as cursor:
