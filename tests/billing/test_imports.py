@@ -885,25 +885,7 @@ def test_an_id_committed_meanwhile_into_a_source_that_had_none_refuses_the_whole
     """This import began with no row of its source in the ledger, so it asks the ledger only
     about ids it wrote itself. Another writer commits o-3 while it runs: the unique constraint
     still refuses a second o-3, and the import is refused as a whole, saying so."""
-    monkeypatch.setattr(importer, "CHUNK", 2)
-    reserve = purchases_import.PurchasesImporter._reserve
-    other_wrote = []
-
-    def other_writer():
-        try:
-            assert import_csv("purchases", purchase("o-3")).created == 1
-        finally:
-            connection.close()
-
-    def reserve_after_the_other_wrote(self, count):
-        if not other_wrote:  # before this import writes its first chunk
-            other_wrote.append(True)
-            other = threading.Thread(target=other_writer)
-            other.start()
-            other.join()
-        return reserve(self, count)
-
-    monkeypatch.setattr(purchases_import.PurchasesImporter, "_reserve", reserve_after_the_other_wrote)
+    _another_writer_commits_before_the_first_chunk(monkeypatch, purchase("o-3"))
 
     result = import_csv("purchases", purchase("o-1"), purchase("o-2"), purchase("o-3"), purchase("o-4"))
 
@@ -916,18 +898,29 @@ def test_an_id_committed_meanwhile_into_a_source_that_had_none_refuses_the_whole
 @pytest.mark.django_db(transaction=True)
 def test_a_refund_of_a_purchase_committed_meanwhile_into_a_source_that_had_none_is_accepted(shop, monkeypatch):
     """The originals that refunds name are always asked of the ledger, even by a first import."""
+    _another_writer_commits_before_the_first_chunk(monkeypatch, purchase("x-1"))
+
+    result = import_csv("purchases", purchase("o-1"), purchase("o-2"), purchase("r-1", amount="-1.00", refund_of="x-1"))
+
+    assert (result.created, result.invalid, result.refused) == (3, 0, False)
+    assert Purchase.objects.get(external_id="r-1").refund_of.external_id == "x-1"
+
+
+def _another_writer_commits_before_the_first_chunk(monkeypatch, row: str) -> None:
+    """In chunks of 2, the next import has another one import ``row`` and commit it, on its own
+    connection, once its first chunk is checked and before it is written."""
     monkeypatch.setattr(importer, "CHUNK", 2)
     reserve = purchases_import.PurchasesImporter._reserve
     other_wrote = []
 
     def other_writer():
         try:
-            assert import_csv("purchases", purchase("x-1")).created == 1
+            assert import_csv("purchases", row).created == 1
         finally:
             connection.close()
 
     def reserve_after_the_other_wrote(self, count):
-        if not other_wrote:  # before this import writes its first chunk
+        if not other_wrote:
             other_wrote.append(True)
             other = threading.Thread(target=other_writer)
             other.start()
@@ -935,11 +928,6 @@ def test_a_refund_of_a_purchase_committed_meanwhile_into_a_source_that_had_none_
         return reserve(self, count)
 
     monkeypatch.setattr(purchases_import.PurchasesImporter, "_reserve", reserve_after_the_other_wrote)
-
-    result = import_csv("purchases", purchase("o-1"), purchase("o-2"), purchase("r-1", amount="-1.00", refund_of="x-1"))
-
-    assert (result.created, result.invalid, result.refused) == (3, 0, False)
-    assert Purchase.objects.get(external_id="r-1").refund_of.external_id == "x-1"
 
 
 def _wait_until_a_session_waits_for_a_lock() -> None:
