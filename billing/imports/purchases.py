@@ -110,7 +110,19 @@ class PurchasesImporter(WithCustomers):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Purchase._meta.db_table])
                 self.sequence = cursor.fetchone()[0]
-            self._checks_immediate()
+                self.foreign_keys = [
+                    connection.ops.quote_name(name)
+                    for name, constraint in connection.introspection.get_constraints(
+                        cursor, Purchase._meta.db_table
+                    ).items()
+                    if constraint["foreign_key"]
+                ]
+            # The ledger's foreign keys are checked at the end of each chunk's COPY rather than
+            # all at the commit: the server then checks them while Python reads and checks the
+            # next chunk, where at the commit nothing else happens (bench/bench_import.py). They
+            # are deferred again in ``finish``, for the rest of the caller's transaction; a
+            # rollback undoes the setting.
+            self._foreign_keys_checked("IMMEDIATE")
 
     def parse(self, row, fields):
         external_id, customer, sku, kind, amount, currency, purchased_at, refund_of = fields
@@ -393,7 +405,7 @@ class PurchasesImporter(WithCustomers):
     def finish(self) -> None:
         self._settle()
         if self.postgres:
-            self._checks_deferred()
+            self._foreign_keys_checked("DEFERRED")
         if self.conversions:
             # A trial that a job moved meanwhile keeps its new state (trials_convert moves only
             # the trials still open).
@@ -405,24 +417,7 @@ class PurchasesImporter(WithCustomers):
             )
             self.result.converted = len(moved)
 
-    def _checks_immediate(self) -> None:
-        """Check the ledger's foreign keys at the end of each chunk's COPY rather than all at the
-        commit: the server then checks them while Python reads and checks the next chunk, where
-        at the commit nothing else happens (bench/bench_import.py). They are deferred again at the end
-        (``finish``), for the rest of the caller's transaction; a rollback undoes the setting."""
-        self._set_constraints("IMMEDIATE")
-
-    def _checks_deferred(self) -> None:
-        self._set_constraints("DEFERRED")
-
-    def _set_constraints(self, mode: str) -> None:
-        table = Purchase._meta.db_table
-        with connection.cursor() as cursor:
-            names = [
-                name
-                for name, constraint in connection.introspection.get_constraints(cursor, table).items()
-                if constraint["foreign_key"]
-            ]
-            if names:
-                quoted = ", ".join(connection.ops.quote_name(name) for name in names)
-                cursor.execute(f"SET CONSTRAINTS {quoted} {mode}")
+    def _foreign_keys_checked(self, mode: str) -> None:
+        if self.foreign_keys:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET CONSTRAINTS {', '.join(self.foreign_keys)} {mode}")
