@@ -46,6 +46,7 @@ from django.urls import reverse  # noqa: E402
 from accounts.demo import user_ensure  # noqa: E402
 from accounts.roles import EXECUTIVE  # noqa: E402
 from analytics import rollups  # noqa: E402
+from config import startup  # noqa: E402
 from offers import services  # noqa: E402
 from offers.models import Offer  # noqa: E402
 from offers.validation import VariantSpec  # noqa: E402
@@ -187,7 +188,9 @@ def refresh(*, customers: int) -> None:
 
 
 def requests_as_executive(steps: str) -> None:
-    """3. and 4.: the metrics API and the dashboards, through Django's test client."""
+    """3. and 4.: the metrics API and the dashboards, through Django's test client, in a process
+    prepared as config/wsgi.py prepares the web server's (config/startup.py)."""
+    startup.loaded()
     executive = user_ensure(email="bench-executive@example.com", password=secrets.token_urlsafe(), role=EXECUTIVE)
     client = Client()
     client.force_login(executive)
