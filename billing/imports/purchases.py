@@ -44,6 +44,10 @@ class Record(NamedTuple):
     row: int
     external_id: str
     content: Content
+    # On PostgreSQL, its line of COPY text between the id and refund_of_id, which are known once
+    # the chunk has been checked against the ledger: made while the server is still writing the
+    # chunk before, so that only those two are left to put in afterwards (``_copy``).
+    copy_middle: str = ""
 
 
 class Recorded(NamedTuple):
@@ -60,6 +64,7 @@ class NewPurchase(NamedTuple):
     external_id: str
     content: Content
     refund_of_id: int | None
+    copy_middle: str
 
 
 class OpenTrial(NamedTuple):
@@ -173,7 +178,8 @@ class PurchasesImporter(WithCustomers):
                 self.bad(row, "refund_of", "A purchase cannot refund itself.")
         if not ok:
             return None
-        return Record(row, external_id, Content(customer_id, product_id, kind, minor, currency, moment, refund_of))
+        content = Content(customer_id, product_id, kind, minor, currency, moment, refund_of)
+        return Record(row, external_id, content, self._copy_middle(external_id, content) if self.copy else "")
 
     # The ledger as it stands, for one chunk ----------------------------------------------------
     def _recorded(self, external_ids: set[str], originals: set[str]) -> dict[str, Recorded]:
@@ -224,7 +230,7 @@ class PurchasesImporter(WithCustomers):
 
         accepted: dict[str, Record] = {}  # the new rows of this chunk, by external id
         for record in parsed:
-            row, external_id, content = record
+            row, external_id, content, _middle = record
             earlier, known = accepted.get(external_id), recorded.get(external_id)
             if earlier is not None or known is not None:
                 self.repeat(
@@ -319,6 +325,7 @@ class PurchasesImporter(WithCustomers):
                 (id_of.get(record.content.refund_of) or recorded[record.content.refund_of].pk)
                 if record.content.refund_of
                 else None,
+                record.copy_middle,
             )
             for pk, record in zip(ids, written, strict=True)
         ]
@@ -346,17 +353,24 @@ class PurchasesImporter(WithCustomers):
             )
         self.result.created += len(rows)
 
+    def _copy_middle(self, external_id: str, content: Content) -> str:
+        """A row's COPY text (PostgreSQL's text format) from its customer to its external id.
+        Only the external id is free text; everything else was checked against a closed set or
+        is a number or a timestamp."""
+        customer_id, product_id, kind, amount, currency, at, _refund_of = content
+        return (
+            f"\t{customer_id}\t{product_id}\t{kind}\t{amount}\t{currency}\t{at.isoformat()}\t{self.source}\t"
+            f"{copy_text(external_id)}\t"
+        )
+
     def _copy(self, rows: list[NewPurchase]) -> None:
-        """COPY in PostgreSQL's text format. Only the external id is free text; everything else
-        was checked against a closed set or is a number or a timestamp."""
-        source, recorded_at, null = self.source, self.at.isoformat(), "\\N"
-        lines = []
-        for pk, external_id, (customer_id, product_id, kind, amount, currency, at, _), refund_of_id in rows:
-            lines.append(
-                f"{pk}\t{customer_id}\t{product_id}\t{kind}\t{amount}\t{currency}\t{at.isoformat()}\t{source}\t"
-                f"{copy_text(external_id)}\t{null if refund_of_id is None else refund_of_id}\t{null}\t{recorded_at}\n"
-            )
-        self.copy.start(lines)
+        """COPY the rows: each one's id, its middle (``_copy_middle``), refund_of_id, no trial and
+        the time of recording."""
+        null = "\\N"
+        end = f"\t{null}\t{self.at.isoformat()}\n"
+        self.copy.start(
+            [f"{row.pk}{row.copy_middle}{null if row.refund_of_id is None else row.refund_of_id}{end}" for row in rows]
+        )
 
     def _settle(self) -> None:
         if self.copy is not None:
