@@ -51,6 +51,19 @@ OUTCOME_COLOURS = {
     "pending": "#56b4e9",
 }
 EMPTY = "—"
+# Every kind of trace the charts draw (tests/analytics/test_charts.py checks that none is missing).
+TRACES = (go.Bar, go.Funnel, go.Heatmap, go.Scatter, go.Waterfall)
+
+
+def warm_up() -> None:
+    """Build a throwaway figure with one trace of each kind, on subplots: Plotly makes the
+    objects that check each kind's properties on its first use, and they then live as long as
+    the process (config/startup.py freezes them with the rest of what a web process loads)."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=["", ""])
+    for trace in TRACES:
+        figure.add_trace(trace(), row=1, col=1)
+    figure.update_layout(_layout(height=100))
+    figure.to_plotly_json()
 
 
 @dataclass(frozen=True)

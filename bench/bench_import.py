@@ -158,6 +158,7 @@ def time_ledger_copy() -> float:
             for block in copy:
                 buffer.write(block)
     data = buffer.getvalue()
+    checkpoint()  # after the read above, which may have dirtied the rows' pages
     started = time.perf_counter()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -173,8 +174,8 @@ def time_ledger_copy() -> float:
 
 def checkpoint() -> None:
     """Write out the dirty pages and the WAL of what ran before, so that each timed part starts
-    from the same state instead of paying for a checkpoint that the one before set off (with
-    them the reference COPY took 21 to 31 s from run to run). Needs a superuser or pg_checkpoint."""
+    from the same state instead of paying for a checkpoint that the one before set off. Needs a
+    superuser or the pg_checkpoint role."""
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
 
@@ -208,7 +209,6 @@ def main():
             imported, summary = time_import(path)
             checkpoint()
             raw = time_raw_copy(path)
-        checkpoint()
         ledger = time_ledger_copy()
         print(f"import_history purchases: {rows:,} rows ({size / 1e6:.0f} MB CSV, {customers:,} customers)")
         print(f"  {summary}")

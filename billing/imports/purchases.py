@@ -179,7 +179,8 @@ class PurchasesImporter(WithCustomers):
         if not ok:
             return None
         content = Content(customer_id, product_id, kind, minor, currency, moment, refund_of)
-        return Record(row, external_id, content, self._copy_middle(external_id, content) if self.copy else "")
+        middle = self._copy_middle(external_id, content) if self.copy is not None else ""
+        return Record(row, external_id, content, middle)
 
     # The ledger as it stands, for one chunk ----------------------------------------------------
     def _recorded(self, external_ids: set[str], originals: set[str]) -> dict[str, Recorded]:

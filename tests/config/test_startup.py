@@ -3,9 +3,12 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+from analytics import charts
 from tests.support import ROOT
 
 # Run in a process of its own: a freeze in the test process would last for the whole run.
@@ -37,3 +40,11 @@ def test_the_web_process_freezes_its_objects_once_loaded_and_once_after_the_firs
     # What the first request left alive is frozen too; later requests freeze nothing more.
     assert counts["first"] >= counts["loaded"] + 1000
     assert counts["second"] == counts["first"]
+
+
+def test_the_warm_up_makes_every_kind_of_trace_the_charts_draw():
+    # A kind of trace left out would have its checks made at a dashboard's first use, after the
+    # freeze, and walked by every full collection after.
+    drawn = set(re.findall(r"\bgo\.([A-Z]\w*)\(", Path(charts.__file__).read_text())) - {"Figure"}
+
+    assert drawn == {trace.__name__ for trace in charts.TRACES}
