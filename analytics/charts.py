@@ -51,7 +51,7 @@ OUTCOME_COLOURS = {
     "pending": "#56b4e9",
 }
 EMPTY = "—"
-# Every kind of trace the charts draw (tests/analytics/test_charts.py checks that none is missing).
+# Every kind of trace the charts draw (tests/config/test_startup.py checks that none is missing).
 TRACES = (go.Bar, go.Funnel, go.Heatmap, go.Scatter, go.Waterfall)
 
 
